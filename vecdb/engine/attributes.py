@@ -1,0 +1,318 @@
+"""Attribute columns in memory: numpy arrays per field, so a filter is a few vectorized operations."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vecdb.engine.errors import InvalidFilter
+from vecdb.engine.schema import AttributeType
+
+Mask = NDArray[np.bool_]
+Rows = NDArray[np.int64]
+
+
+def _grown(array: NDArray[np.generic], capacity: int, fill: object) -> NDArray[np.generic]:
+    if len(array) >= capacity:
+        return array
+    out = np.full(capacity, fill, dtype=array.dtype)
+    out[: len(array)] = array
+    return out
+
+
+class Column(ABC):
+    """One typed attribute field over all rows of a collection."""
+
+    kind: AttributeType
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    def grow(self, capacity: int) -> None:
+        """Make room for ``capacity`` rows."""
+
+    @abstractmethod
+    def set(self, rows: Rows, values: Sequence[object | None]) -> None:
+        """Store ``values[i]`` at ``rows[i]`` (None: the point has no value)."""
+
+    def clear(self, rows: Rows) -> None:
+        """Forget the values of ``rows``."""
+        self.set(rows, [None] * len(rows))
+
+    @abstractmethod
+    def get(self, row: int) -> object | None:
+        """Return the value at ``row`` (None when absent)."""
+
+    @abstractmethod
+    def count_present(self, n: int) -> int:
+        """Return how many of the first ``n`` rows have a value (for selectivity estimates)."""
+
+    # predicates: each returns a mask over the first n rows
+    def equals(self, value: object, n: int) -> Mask:
+        raise self._unsupported("equals")
+
+    def is_in(self, values: Sequence[object], n: int) -> Mask:
+        raise self._unsupported("in")
+
+    def range(
+        self,
+        n: int,
+        gt: float | None = None,
+        gte: float | None = None,
+        lt: float | None = None,
+        lte: float | None = None,
+    ) -> Mask:
+        raise self._unsupported("range")
+
+    def contains(self, value: str, n: int) -> Mask:
+        raise self._unsupported("contains")
+
+    def _unsupported(self, test: str) -> InvalidFilter:
+        allowed = {
+            AttributeType.INT: "equals, in, range",
+            AttributeType.FLOAT: "equals, in, range",
+            AttributeType.KEYWORD: "equals, in",
+            AttributeType.BOOL: "equals",
+            AttributeType.KEYWORD_LIST: "contains, in (any of)",
+        }[self.kind]
+        return InvalidFilter(
+            f"{test} does not apply to attribute {self.name!r} of type {self.kind.value} "
+            f"(allowed: {allowed})"
+        )
+
+    def _bad_value(self, value: object) -> InvalidFilter:
+        return InvalidFilter(
+            f"filter value {value!r} does not fit attribute {self.name!r} of type {self.kind.value}"
+        )
+
+
+class NumericColumn(Column):
+    """An int, float or bool field: a value array and a presence mask."""
+
+    def __init__(self, name: str, kind: AttributeType) -> None:
+        super().__init__(name)
+        self.kind = kind
+        dtype = {AttributeType.INT: np.int64, AttributeType.FLOAT: np.float64}.get(kind, np.bool_)
+        self.values: NDArray[np.generic] = np.zeros(0, dtype=dtype)
+        self.present: Mask = np.zeros(0, dtype=np.bool_)
+
+    def grow(self, capacity: int) -> None:
+        self.values = _grown(self.values, capacity, 0)
+        self.present = _grown(self.present, capacity, False)  # type: ignore[assignment]
+
+    def set(self, rows: Rows, values: Sequence[object | None]) -> None:
+        has = np.fromiter((v is not None for v in values), dtype=np.bool_, count=len(values))
+        self.present[rows] = has
+        if has.any():
+            picked = [v for v in values if v is not None]
+            self.values[rows[has]] = np.asarray(picked, dtype=self.values.dtype)
+
+    def get(self, row: int) -> object | None:
+        if not self.present[row]:
+            return None
+        return self.values[row].item()
+
+    def count_present(self, n: int) -> int:
+        return int(np.count_nonzero(self.present[:n]))
+
+    def _scalar(self, value: object) -> float | int | bool:
+        if self.kind is AttributeType.BOOL:
+            if not isinstance(value, bool):
+                raise self._bad_value(value)
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self._bad_value(value)
+        return value
+
+    def equals(self, value: object, n: int) -> Mask:
+        scalar = self._scalar(value)
+        return self.present[:n] & (self.values[:n] == scalar)
+
+    def is_in(self, values: Sequence[object], n: int) -> Mask:
+        if self.kind is AttributeType.BOOL:
+            raise self._unsupported("in")
+        wanted = np.asarray([self._scalar(v) for v in values], dtype=np.float64)
+        return self.present[:n] & np.isin(self.values[:n], wanted)
+
+    def range(
+        self,
+        n: int,
+        gt: float | None = None,
+        gte: float | None = None,
+        lt: float | None = None,
+        lte: float | None = None,
+    ) -> Mask:
+        if self.kind is AttributeType.BOOL:
+            raise self._unsupported("range")
+        mask = self.present[:n].copy()
+        values = self.values[:n]
+        if gt is not None:
+            mask &= values > gt
+        if gte is not None:
+            mask &= values >= gte
+        if lt is not None:
+            mask &= values < lt
+        if lte is not None:
+            mask &= values <= lte
+        return mask
+
+
+class KeywordColumn(Column):
+    """A keyword field: dictionary codes per row (-1 when absent)."""
+
+    kind = AttributeType.KEYWORD
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.codes: NDArray[np.int32] = np.zeros(0, dtype=np.int32)
+        self.vocabulary: dict[str, int] = {}
+        self.words: list[str] = []
+
+    def grow(self, capacity: int) -> None:
+        self.codes = _grown(self.codes, capacity, -1)  # type: ignore[assignment]
+
+    def _code(self, word: str) -> int:
+        code = self.vocabulary.get(word)
+        if code is None:
+            code = len(self.words)
+            self.vocabulary[word] = code
+            self.words.append(word)
+        return code
+
+    def set(self, rows: Rows, values: Sequence[object | None]) -> None:
+        codes = [-1 if v is None else self._code(str(v)) for v in values]
+        self.codes[rows] = np.asarray(codes, dtype=np.int32)
+
+    def get(self, row: int) -> object | None:
+        code = int(self.codes[row])
+        return None if code < 0 else self.words[code]
+
+    def count_present(self, n: int) -> int:
+        return int(np.count_nonzero(self.codes[:n] >= 0))
+
+    def _word(self, value: object) -> str:
+        if not isinstance(value, str):
+            raise self._bad_value(value)
+        return value
+
+    def equals(self, value: object, n: int) -> Mask:
+        code = self.vocabulary.get(self._word(value))
+        if code is None:
+            return np.zeros(n, dtype=np.bool_)
+        return self.codes[:n] == code
+
+    def is_in(self, values: Sequence[object], n: int) -> Mask:
+        codes = [self.vocabulary.get(self._word(v)) for v in values]
+        wanted = np.asarray([c for c in codes if c is not None], dtype=np.int32)
+        return np.isin(self.codes[:n], wanted)
+
+    def value_count(self, value: str, n: int) -> int:
+        """Return how many of the first ``n`` rows hold ``value`` (for estimates)."""
+        return int(np.count_nonzero(self.equals(value, n)))
+
+
+class KeywordListColumn(Column):
+    """A keyword-list field: per-keyword posting sets of rows, with cached row arrays."""
+
+    kind = AttributeType.KEYWORD_LIST
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.per_row: list[tuple[str, ...] | None] = []
+        self.postings: dict[str, set[int]] = {}
+        self._cache: dict[str, Rows] = {}
+
+    def grow(self, capacity: int) -> None:
+        if len(self.per_row) < capacity:
+            self.per_row.extend([None] * (capacity - len(self.per_row)))
+
+    def set(self, rows: Rows, values: Sequence[object | None]) -> None:
+        for row, value in zip(rows.tolist(), values, strict=True):
+            old = self.per_row[row]
+            if old:
+                for word in old:
+                    self.postings[word].discard(row)
+                    self._cache.pop(word, None)
+            if value is None:
+                self.per_row[row] = None
+                continue
+            assert isinstance(value, list | tuple)
+            words = tuple(str(v) for v in value)
+            self.per_row[row] = words
+            for word in words:
+                self.postings.setdefault(word, set()).add(row)
+                self._cache.pop(word, None)
+
+    def get(self, row: int) -> object | None:
+        words = self.per_row[row]
+        return None if words is None else list(words)
+
+    def count_present(self, n: int) -> int:
+        return sum(1 for words in self.per_row[:n] if words is not None)
+
+    def rows_with(self, word: str) -> Rows:
+        """Return the sorted rows whose list contains ``word``."""
+        cached = self._cache.get(word)
+        if cached is None:
+            rows = self.postings.get(word, set())
+            cached = np.fromiter(sorted(rows), dtype=np.int64, count=len(rows))
+            self._cache[word] = cached
+        return cached
+
+    def contains(self, value: str, n: int) -> Mask:
+        if not isinstance(value, str):
+            raise self._bad_value(value)
+        mask = np.zeros(n, dtype=np.bool_)
+        rows = self.rows_with(value)
+        mask[rows[rows < n]] = True
+        return mask
+
+    def is_in(self, values: Sequence[object], n: int) -> Mask:
+        mask = np.zeros(n, dtype=np.bool_)
+        for value in values:
+            mask |= self.contains(value, n)  # type: ignore[arg-type]
+        return mask
+
+
+def make_column(name: str, kind: AttributeType) -> Column:
+    """Return an empty column for a field of the given type."""
+    if kind is AttributeType.KEYWORD:
+        return KeywordColumn(name)
+    if kind is AttributeType.KEYWORD_LIST:
+        return KeywordListColumn(name)
+    return NumericColumn(name, kind)
+
+
+class AttributeTable:
+    """All attribute columns of a collection."""
+
+    def __init__(self, schema: Mapping[str, AttributeType]) -> None:
+        self.columns: dict[str, Column] = {name: make_column(name, k) for name, k in schema.items()}
+
+    def grow(self, capacity: int) -> None:
+        """Make room for ``capacity`` rows."""
+        for column in self.columns.values():
+            column.grow(capacity)
+
+    def set_rows(self, rows: Rows, values: Sequence[Mapping[str, object]]) -> None:
+        """Store each row's attribute dict (fields it lacks become absent)."""
+        for name, column in self.columns.items():
+            column.set(rows, [v.get(name) for v in values])
+
+    def clear_rows(self, rows: Rows) -> None:
+        """Forget every attribute of ``rows``."""
+        for column in self.columns.values():
+            column.clear(rows)
+
+    def row_values(self, row: int) -> dict[str, object]:
+        """Return the attribute dict of one row (absent fields left out)."""
+        out: dict[str, object] = {}
+        for name, column in self.columns.items():
+            value = column.get(row)
+            if value is not None:
+                out[name] = value
+        return out

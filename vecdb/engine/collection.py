@@ -1,0 +1,598 @@
+"""A collection in memory: vectors, attributes and tenant access lists over dense row numbers.
+
+The store (SQLite) is the source of truth; this object is the searchable copy of it. Every write
+commits to the store first and only then changes memory, under the collection's writer mutex, so
+memory never holds a point the store could lose. Searches share a read lock and never wait for a
+commit's fsync, only for the short in-memory apply that follows it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vecdb.engine.attributes import AttributeTable, Mask, Rows
+from vecdb.engine.errors import DimensionMismatch, InvalidArgument, PermissionDenied
+from vecdb.engine.filters import Filter, evaluate
+from vecdb.engine.locks import ReadWriteLock
+from vecdb.engine.schema import CollectionSettings, Metric, check_name
+from vecdb.engine.store import PointRow, Store
+
+MAX_ID_LENGTH = 512
+Vectors = NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    """A point as read back: id, vector, attributes and tenant access list."""
+
+    id: str
+    vector: Vectors | None
+    attributes: dict[str, object]
+    tenants: list[str]
+
+
+@dataclass
+class Explain:
+    """How a search was answered: the plan and what it estimated and touched."""
+
+    plan: str
+    estimated_selectivity: float
+    matching_points: int
+    candidates_scored: int
+    detail: str = ""
+
+
+@dataclass
+class Hits:
+    """The results of one query, best first: rows, ids and scores (l2: squared distance)."""
+
+    rows: Rows
+    ids: list[str]
+    scores: NDArray[np.float32]
+    explain: Explain | None = None
+
+
+@dataclass
+class SearchOptions:
+    """Per-search knobs; None means "as the index was tuned"."""
+
+    exact: bool = False
+    ef_search: int | None = None
+    nprobe: int | None = None
+    rerank_factor: float | None = None
+
+
+@dataclass
+class _Columns:
+    """Row-indexed arrays, grown by doubling."""
+
+    vectors: Vectors
+    norms: NDArray[np.float32]
+    alive: Mask
+    ids: list[str | None] = field(default_factory=list)
+    tenants: list[tuple[str, ...]] = field(default_factory=list)
+
+
+class Collection:
+    """One collection's searchable state, kept in step with its table in the store."""
+
+    def __init__(self, cid: int, settings: CollectionSettings, store: Store, next_row: int) -> None:
+        self.cid = cid
+        self.settings = settings
+        self.store = store
+        self.sequence = 0
+        self._next_row = next_row
+        self._rows = 0  # rows [0, _rows) exist (alive or tombstoned)
+        self._live = 0
+        self._write_mutex = threading.Lock()
+        self._lock = ReadWriteLock()
+        dim = settings.dim
+        self._cols = _Columns(
+            vectors=np.zeros((0, dim), np.float32),
+            norms=np.zeros(0, np.float32),
+            alive=np.zeros(0, np.bool_),
+        )
+        self._row_of: dict[str, int] = {}
+        self._tenant_rows: dict[str, set[int]] = {}
+        self._tenant_cache: dict[str, Rows] = {}
+        self.attributes = AttributeTable(settings.schema)
+
+    # --- properties --------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The collection's name."""
+        return self.settings.name
+
+    @property
+    def dim(self) -> int:
+        """The dimension of every vector."""
+        return self.settings.dim
+
+    @property
+    def metric(self) -> Metric:
+        """How vectors are compared."""
+        return self.settings.metric
+
+    def __len__(self) -> int:
+        return self._live
+
+    @property
+    def row_count(self) -> int:
+        """Rows allocated so far, tombstones included."""
+        return self._rows
+
+    def tenant_count(self) -> int:
+        """Return the number of tenants with at least one point."""
+        return sum(1 for rows in self._tenant_rows.values() if rows)
+
+    # --- loading -----------------------------------------------------------------------------
+
+    def load(self, sequence: int) -> None:
+        """Fill memory from the store (on start)."""
+        loaded = self.store.load_points(self.cid, self.dim)
+        with self._write_mutex, self._lock.write():
+            self.sequence = sequence
+            if len(loaded.ids) == 0:
+                return
+            top = int(loaded.rows[-1]) + 1
+            self._grow(top)
+            self._rows = top
+            self._apply_upsert(
+                loaded.rows, loaded.ids, loaded.vectors, loaded.attributes, loaded.tenants
+            )
+
+    # --- validation --------------------------------------------------------------------------
+
+    def check_vectors(self, vectors: object, what: str = "vector") -> Vectors:
+        """Return ``vectors`` as a float32 (n, dim) array, or raise naming what is wrong."""
+        array = np.asarray(vectors, dtype=np.float32)
+        if array.ndim == 1:
+            array = array.reshape(1, -1)
+        if array.ndim != 2 or array.shape[1] != self.dim:
+            got = array.shape[-1] if array.ndim else 0
+            raise DimensionMismatch(
+                f"{what} dimension {got} does not match collection {self.name!r} (dim {self.dim})"
+            )
+        finite = np.isfinite(array).all(axis=1)
+        if not finite.all():
+            bad = int(np.flatnonzero(~finite)[0])
+            raise InvalidArgument(
+                f"{what} {bad} contains NaN or infinity: only finite values are allowed"
+            )
+        if self.metric is Metric.COSINE:
+            zero = ~np.any(array != 0, axis=1)
+            if zero.any():
+                bad = int(np.flatnonzero(zero)[0])
+                raise InvalidArgument(
+                    f"{what} {bad} is all zeros: cosine collections need non-zero vectors"
+                )
+        return np.ascontiguousarray(array)
+
+    @staticmethod
+    def check_ids(ids: Sequence[str]) -> list[str]:
+        """Return ``ids`` as a list of valid point ids, or raise naming the bad one."""
+        out = list(ids)
+        for point_id in out:
+            if not isinstance(point_id, str) or not 0 < len(point_id) <= MAX_ID_LENGTH:
+                raise InvalidArgument(
+                    f"invalid point id {point_id!r}: ids are non-empty strings of at most "
+                    f"{MAX_ID_LENGTH} characters"
+                )
+        return out
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: object,
+        attributes: Sequence[Mapping[str, object]] | None = None,
+        tenants: Sequence[Sequence[str]] | None = None,
+        *,
+        acting_tenant: str | None = None,
+    ) -> tuple[int, int]:
+        """Insert or replace points durably; return (points written, store sequence).
+
+        ``acting_tenant`` is set for tenant-keyed callers: every point must be visible to that
+        tenant alone (an empty access list means just that tenant), and replacing a point that
+        anyone else can see is refused.
+        """
+        id_list = self.check_ids(ids)
+        n = len(id_list)
+        matrix = self.check_vectors(vectors)
+        if matrix.shape[0] != n:
+            raise InvalidArgument(f"{n} ids but {matrix.shape[0]} vectors: they must match")
+        attrs = list(attributes) if attributes is not None else [{}] * n
+        access = [list(t) for t in tenants] if tenants is not None else [[] for _ in range(n)]
+        if len(attrs) != n or len(access) != n:
+            raise InvalidArgument(
+                f"{n} ids but {len(attrs)} attribute sets and {len(access)} tenant lists"
+            )
+        if n == 0:
+            return 0, self.sequence
+        # the last occurrence of an id in one request wins, as if sent one by one
+        last = dict(zip(id_list, range(n), strict=True))
+        if len(last) != n:
+            keep = np.fromiter(sorted(last.values()), dtype=np.int64, count=len(last))
+            id_list = [id_list[i] for i in keep]
+            matrix = matrix[keep]
+            attrs = [attrs[i] for i in keep]
+            access = [access[i] for i in keep]
+            n = len(id_list)
+        checked_attrs = [
+            self.settings.check_attributes(pid, a) if a else {}
+            for pid, a in zip(id_list, attrs, strict=True)
+        ]
+        checked_tenants = [self._check_tenants(t, acting_tenant) for t in access]
+        with self._write_mutex:
+            if acting_tenant is not None:
+                self._check_owned(id_list, acting_tenant, "replace")
+            start = self._next_row
+            rows = np.arange(start, start + n, dtype=np.int64)
+            records: list[PointRow] = [
+                (
+                    start + i,
+                    id_list[i],
+                    matrix[i].tobytes(),
+                    json.dumps(checked_attrs[i]) if checked_attrs[i] else None,
+                    json.dumps(checked_tenants[i]) if checked_tenants[i] else None,
+                )
+                for i in range(n)
+            ]
+            with self.store.transaction() as db:
+                sequence = Store.write_points(db, self.cid, records, start + n)
+            with self._lock.write():
+                self._next_row = start + n
+                self._grow(start + n)
+                self._rows = start + n
+                self._apply_upsert(rows, id_list, matrix, checked_attrs, checked_tenants)
+                self.sequence = sequence
+        return n, sequence
+
+    def _check_tenants(self, tenants: list[str], acting_tenant: str | None) -> list[str]:
+        unique = list(dict.fromkeys(tenants))
+        for tenant in unique:
+            check_name("tenant", tenant)
+        if acting_tenant is not None:
+            if not unique:
+                return [acting_tenant]
+            if unique != [acting_tenant]:
+                raise PermissionDenied(
+                    f"a key for tenant {acting_tenant!r} may only write points whose access "
+                    f"list is exactly [{acting_tenant!r}], got {unique!r}"
+                )
+        return unique
+
+    def _check_owned(self, ids: Sequence[str], tenant: str, action: str) -> None:
+        """Raise PermissionDenied if any existing point among ``ids`` is not ``tenant``'s alone."""
+        cols = self._cols
+        for point_id in ids:
+            row = self._row_of.get(point_id)
+            if row is not None and cols.tenants[row] != (tenant,):
+                raise PermissionDenied(
+                    f"a key for tenant {tenant!r} may not {action} point {point_id!r}: "
+                    "it is not visible to that tenant alone"
+                )
+
+    def _grow(self, needed: int) -> None:
+        cols = self._cols
+        capacity = len(cols.alive)
+        if needed <= capacity:
+            return
+        capacity = max(needed, 2 * capacity, 1024)
+        vectors = np.zeros((capacity, self.dim), np.float32)
+        vectors[: self._rows] = cols.vectors[: self._rows]
+        norms = np.zeros(capacity, np.float32)
+        norms[: self._rows] = cols.norms[: self._rows]
+        alive = np.zeros(capacity, np.bool_)
+        alive[: self._rows] = cols.alive[: self._rows]
+        extra = capacity - len(cols.ids)
+        cols.ids.extend([None] * extra)
+        cols.tenants.extend([()] * extra)
+        cols.vectors, cols.norms, cols.alive = vectors, norms, alive
+        self.attributes.grow(capacity)
+
+    def _apply_upsert(
+        self,
+        rows: Rows,
+        ids: Sequence[str],
+        vectors: Vectors,
+        attributes: Sequence[Mapping[str, object]],
+        tenants: Sequence[Sequence[str]],
+    ) -> None:
+        cols = self._cols
+        replaced = [self._row_of[i] for i in ids if i in self._row_of]
+        if replaced:
+            self._tombstone(np.asarray(replaced, dtype=np.int64))
+        cols.vectors[rows] = vectors
+        cols.norms[rows] = np.linalg.norm(vectors, axis=1)
+        cols.alive[rows] = True
+        row_list = rows.tolist()
+        for row, point_id, access in zip(row_list, ids, tenants, strict=True):
+            cols.ids[row] = point_id
+            self._row_of[point_id] = row
+            cols.tenants[row] = tuple(access)
+            for tenant in access:
+                self._tenant_rows.setdefault(tenant, set()).add(row)
+                self._tenant_cache.pop(tenant, None)
+        self.attributes.set_rows(rows, attributes)
+        self._live += len(row_list)
+
+    def _tombstone(self, rows: Rows) -> None:
+        cols = self._cols
+        for row in rows.tolist():
+            point_id = cols.ids[row]
+            if point_id is not None:
+                del self._row_of[point_id]
+            cols.ids[row] = None
+            for tenant in cols.tenants[row]:
+                self._tenant_rows[tenant].discard(row)
+                self._tenant_cache.pop(tenant, None)
+            cols.tenants[row] = ()
+        cols.alive[rows] = False
+        self.attributes.clear_rows(rows)
+        self._live -= len(rows)
+
+    def delete(self, ids: Sequence[str], *, acting_tenant: str | None = None) -> int:
+        """Delete points by id (unknown ids are ignored); return how many were deleted."""
+        id_list = list(dict.fromkeys(self.check_ids(ids)))
+        with self._write_mutex:
+            present = [i for i in id_list if i in self._row_of]
+            if not present:
+                return 0
+            if acting_tenant is not None:
+                self._check_owned(present, acting_tenant, "delete")
+            with self.store.transaction() as db:
+                sequence = Store.delete_points(db, self.cid, present)
+            with self._lock.write():
+                self._tombstone(np.asarray([self._row_of[i] for i in present], dtype=np.int64))
+                self.sequence = sequence
+        return len(present)
+
+    def set_access(self, tenant: str, ids: Sequence[str], *, grant: bool) -> int:
+        """Grant or revoke ``tenant``'s access to points; return how many points changed."""
+        check_name("tenant", tenant)
+        id_list = list(dict.fromkeys(self.check_ids(ids)))
+        with self._write_mutex:
+            return self._set_access_locked(tenant, id_list, grant=grant)
+
+    def _set_access_locked(self, tenant: str, id_list: Sequence[str], *, grant: bool) -> int:
+        cols = self._cols
+        changes: list[tuple[int, tuple[str, ...]]] = []
+        for point_id in id_list:
+            row = self._row_of.get(point_id)
+            if row is None:
+                continue
+            current = cols.tenants[row]
+            if grant and tenant not in current:
+                changes.append((row, (*current, tenant)))
+            elif not grant and tenant in current:
+                changes.append((row, tuple(t for t in current if t != tenant)))
+        if not changes:
+            return 0
+        with self.store.transaction() as db:
+            sequence = Store.set_tenants(
+                db,
+                self.cid,
+                [
+                    (json.dumps(list(access)) if access else None, cols.ids[row] or "")
+                    for row, access in changes
+                ],
+            )
+        with self._lock.write():
+            rows = self._tenant_rows.setdefault(tenant, set())
+            for row, access in changes:
+                cols.tenants[row] = access
+                if grant:
+                    rows.add(row)
+                else:
+                    rows.discard(row)
+            self._tenant_cache.pop(tenant, None)
+            self.sequence = sequence
+        return len(changes)
+
+    def drop_tenant(self, tenant: str, *, delete_orphaned_points: bool) -> tuple[int, int]:
+        """Revoke ``tenant`` everywhere; return (points revoked, orphaned points deleted)."""
+        check_name("tenant", tenant)
+        with self._write_mutex:
+            rows = sorted(self._tenant_rows.get(tenant, set()))
+            ids = [self._cols.ids[r] for r in rows]
+            revoked = self._set_access_locked(tenant, [i for i in ids if i], grant=False)
+            self._tenant_rows.pop(tenant, None)
+            self._tenant_cache.pop(tenant, None)
+            orphans = [self._cols.ids[r] for r in rows if not self._cols.tenants[r]]
+            orphan_ids = [i for i in orphans if i]
+        deleted = self.delete(orphan_ids) if delete_orphaned_points and orphan_ids else 0
+        return revoked, deleted
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def get(
+        self,
+        ids: Sequence[str],
+        *,
+        with_vectors: bool = False,
+        tenant: str | None = None,
+    ) -> tuple[list[StoredPoint], list[str]]:
+        """Return (points found, ids missing); with ``tenant``, others' points count as missing."""
+        id_list = self.check_ids(ids)
+        found: list[StoredPoint] = []
+        missing: list[str] = []
+        with self._lock.read():
+            cols = self._cols
+            for point_id in id_list:
+                row = self._row_of.get(point_id)
+                if row is None or (tenant is not None and tenant not in cols.tenants[row]):
+                    missing.append(point_id)
+                    continue
+                found.append(
+                    StoredPoint(
+                        id=point_id,
+                        vector=cols.vectors[row].copy() if with_vectors else None,
+                        attributes=self.attributes.row_values(row),
+                        tenants=list(cols.tenants[row]),
+                    )
+                )
+        return found, missing
+
+    def tenants(self) -> dict[str, int]:
+        """Return each tenant's point count (tenants with no points left out)."""
+        with self._lock.read():
+            return {t: len(rows) for t, rows in sorted(self._tenant_rows.items()) if rows}
+
+    def tenant_rows(self, tenant: str) -> Rows:
+        """Return the sorted rows ``tenant`` may see (call under the read lock)."""
+        cached = self._tenant_cache.get(tenant)
+        if cached is None:
+            rows = self._tenant_rows.get(tenant, set())
+            cached = np.fromiter(sorted(rows), dtype=np.int64, count=len(rows))
+            self._tenant_cache[tenant] = cached
+        return cached
+
+    def attributes_of(self, rows: Rows) -> list[dict[str, object]]:
+        """Return the attribute dicts of ``rows``."""
+        with self._lock.read():
+            return [self.attributes.row_values(r) for r in rows.tolist()]
+
+    def vectors_of(self, rows: Rows) -> Vectors:
+        """Return a copy of the vectors at ``rows``."""
+        with self._lock.read():
+            return self._cols.vectors[rows].copy()
+
+    # --- search ------------------------------------------------------------------------------
+
+    def candidate_mask(self, tenant: str | None, filter: Filter | None) -> Mask | None:
+        """Return the mask of live rows a search may return, or None for "every live row".
+
+        Call under the read lock.
+        """
+        n = self._rows
+        if tenant is None and filter is None:
+            return None
+        mask = self._cols.alive[:n].copy()
+        if tenant is not None:
+            tenant_mask = np.zeros(n, np.bool_)
+            tenant_mask[self.tenant_rows(tenant)] = True
+            mask &= tenant_mask
+        if filter is not None:
+            mask &= evaluate(filter, self.attributes, n)
+        return mask
+
+    def search(
+        self,
+        queries: object,
+        k: int,
+        *,
+        tenant: str | None = None,
+        filter: Filter | None = None,
+        options: SearchOptions | None = None,
+    ) -> list[Hits]:
+        """Return the ``k`` best live points for each query, among those the tenant and filter allow."""
+        matrix = self.check_vectors(queries, what="query vector")
+        if tenant is not None:
+            check_name("tenant", tenant)
+        options = options or SearchOptions()
+        with self._lock.read():
+            n = self._rows
+            mask = self.candidate_mask(tenant, filter)
+            matching = self._live if mask is None else int(np.count_nonzero(mask))
+            selectivity = matching / self._live if self._live else 0.0
+            scores, rows = self._exact(matrix, k, mask, n)
+            explain = Explain(
+                plan="exact",
+                estimated_selectivity=selectivity,
+                matching_points=matching,
+                candidates_scored=matching,
+                detail="brute force over the matching rows",
+            )
+            ids = self._cols.ids
+            hits = []
+            for q in range(matrix.shape[0]):
+                valid = rows[q] >= 0
+                found_rows = rows[q][valid]
+                hits.append(
+                    Hits(
+                        rows=found_rows,
+                        ids=[ids[r] or "" for r in found_rows.tolist()],
+                        scores=self._report(scores[q][valid], matrix[q]),
+                        explain=explain,
+                    )
+                )
+        return hits
+
+    def _internal_scores(self, queries: Vectors, rows: Rows | None, n: int) -> NDArray[np.float32]:
+        """Return (m, len(rows) or n) scores where higher is better, for every metric."""
+        cols = self._cols
+        block = cols.vectors[:n] if rows is None else cols.vectors[rows]
+        dots: NDArray[np.float32] = queries @ block.T
+        if self.metric is Metric.IP:
+            return dots
+        norms = cols.norms[:n] if rows is None else cols.norms[rows]
+        if self.metric is Metric.COSINE:
+            query_norms = np.linalg.norm(queries, axis=1, keepdims=True)
+            return dots / (query_norms * norms[None, :])
+        # negated squared distance, computed from norms to stay one matrix product
+        query_sq = np.einsum("ij,ij->i", queries, queries)[:, None]
+        return (2.0 * dots - query_sq - (norms * norms)[None, :]).astype(np.float32)
+
+    def _report(self, internal: NDArray[np.float32], query: Vectors) -> NDArray[np.float32]:
+        if self.metric is Metric.L2:
+            return np.maximum(-internal, 0.0).astype(np.float32)
+        return internal.astype(np.float32)
+
+    def _exact(
+        self, queries: Vectors, k: int, mask: Mask | None, n: int
+    ) -> tuple[NDArray[np.float32], Rows]:
+        """Return (m, k) internal scores and rows (-1 padded) by brute force."""
+        if mask is None:
+            alive = self._cols.alive[:n]
+            dead = n - self._live
+            if dead * 4 > n:  # mostly tombstones: gather the live rows instead
+                return self._exact(queries, k, alive.copy(), n)
+            scores = self._internal_scores(queries, None, n)
+            if dead:
+                scores[:, ~alive] = -np.inf
+            return top_k(scores, np.arange(n, dtype=np.int64), k)
+        rows = np.flatnonzero(mask).astype(np.int64)
+        scores = self._internal_scores(queries, rows, n)
+        return top_k(scores, rows, k)
+
+
+def top_k(
+    scores: NDArray[np.float32], rows: Rows, k: int
+) -> tuple[NDArray[np.float32], Rows]:
+    """Return the ``k`` highest scores per query row and their rows, -inf / -1 padded."""
+    m, count = scores.shape
+    width = min(k, count)
+    out_scores = np.full((m, k), -np.inf, dtype=np.float32)
+    out_rows = np.full((m, k), -1, dtype=np.int64)
+    if width == 0:
+        return out_scores, out_rows
+    if width < count:
+        part = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+    else:
+        part = np.broadcast_to(np.arange(count), (m, count))
+    picked = np.take_along_axis(scores, part, axis=1)
+    # order by score, then by row for deterministic ties
+    order = np.lexsort((np.take(rows, part), -picked), axis=1)
+    best = np.take_along_axis(part, order, axis=1)
+    best_scores = np.take_along_axis(scores, best, axis=1)
+    finite = np.isfinite(best_scores)
+    out_scores[:, :width] = np.where(finite, best_scores, -np.inf)
+    out_rows[:, :width] = np.where(finite, rows[best], -1)
+    return out_scores, out_rows
+
+
+def finite_or_raise(value: float, what: str) -> float:
+    """Return ``value`` if it is finite, else raise InvalidArgument naming ``what``."""
+    if not math.isfinite(value):
+        raise InvalidArgument(f"{what} must be finite, got {value!r}")
+    return value

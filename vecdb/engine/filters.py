@@ -1,0 +1,211 @@
+"""Filters: a tree of predicates over attributes, evaluated to a row mask in vectorized steps.
+
+The JSON form (batch files, CLI) mirrors the protobuf message::
+
+    {"and": [F, ...]}   {"or": [F, ...]}   {"not": F}
+    {"field": "year", "eq": 2020}
+    {"field": "lang", "in": ["en", "de"]}
+    {"field": "year", "gte": 2000, "lt": 2010}        (any of gt / gte / lt / lte)
+    {"field": "tags", "contains": "biology"}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from vecdb.engine.attributes import AttributeTable, Mask
+from vecdb.engine.errors import InvalidFilter
+
+MAX_DEPTH = 32
+
+
+@dataclass(frozen=True)
+class And:
+    """Every child must match."""
+
+    children: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    """At least one child must match."""
+
+    children: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    """The child must not match."""
+
+    child: Filter
+
+
+@dataclass(frozen=True)
+class Equals:
+    """The attribute equals the value."""
+
+    field: str
+    value: object
+
+
+@dataclass(frozen=True)
+class In:
+    """The attribute equals one of the values (keyword lists: contains any of them)."""
+
+    field: str
+    values: tuple[object, ...]
+
+
+@dataclass(frozen=True)
+class Range:
+    """The numeric attribute lies within the given bounds (unset bounds are open)."""
+
+    field: str
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+
+
+@dataclass(frozen=True)
+class Contains:
+    """The keyword-list attribute contains the keyword."""
+
+    field: str
+    value: str
+
+
+Filter = And | Or | Not | Equals | In | Range | Contains
+
+_BOUNDS = ("gt", "gte", "lt", "lte")
+
+
+def evaluate(node: Filter, table: AttributeTable, n: int) -> Mask:
+    """Return the mask of the first ``n`` rows that match ``node`` (raises InvalidFilter)."""
+    return _evaluate(node, table, n, 0)
+
+
+def _evaluate(node: Filter, table: AttributeTable, n: int, depth: int) -> Mask:
+    if depth > MAX_DEPTH:
+        raise InvalidFilter(f"filter nests deeper than {MAX_DEPTH} levels")
+    if isinstance(node, And | Or):
+        if not node.children:
+            raise InvalidFilter(f"{type(node).__name__.lower()} needs at least one filter")
+        masks = [_evaluate(c, table, n, depth + 1) for c in node.children]
+        return np.logical_and.reduce(masks) if isinstance(node, And) else np.logical_or.reduce(masks)
+    if isinstance(node, Not):
+        return ~_evaluate(node.child, table, n, depth + 1)
+    column = table.columns.get(node.field)
+    if column is None:
+        known = ", ".join(sorted(table.columns)) or "none"
+        raise InvalidFilter(f"filter names unknown attribute {node.field!r} (schema has: {known})")
+    if isinstance(node, Equals):
+        return column.equals(node.value, n)
+    if isinstance(node, In):
+        if not node.values:
+            raise InvalidFilter(f"in on {node.field!r} needs at least one value")
+        return column.is_in(node.values, n)
+    if isinstance(node, Range):
+        bounds = [node.gt, node.gte, node.lt, node.lte]
+        if all(b is None for b in bounds):
+            raise InvalidFilter(f"range on {node.field!r} needs at least one of gt, gte, lt, lte")
+        for name, bound in zip(_BOUNDS, bounds, strict=True):
+            if bound is not None and math.isnan(bound):
+                raise InvalidFilter(f"range bound {name} on {node.field!r} is NaN")
+        return column.range(n, gt=node.gt, gte=node.gte, lt=node.lt, lte=node.lte)
+    return column.contains(node.value, n)
+
+
+def from_json(data: object) -> Filter:
+    """Return the filter a JSON object describes, or raise InvalidFilter saying what is wrong."""
+    return _from_json(data, 0)
+
+
+def _from_json(data: object, depth: int) -> Filter:
+    if depth > MAX_DEPTH:
+        raise InvalidFilter(f"filter nests deeper than {MAX_DEPTH} levels")
+    if not isinstance(data, Mapping):
+        raise InvalidFilter(f"a filter must be a JSON object, got {data!r}")
+    for key, kind in (("and", And), ("or", Or)):
+        if key in data:
+            children = data[key]
+            if len(data) != 1 or not isinstance(children, list) or not children:
+                raise InvalidFilter(f'"{key}" takes a non-empty list of filters, alone: {data!r}')
+            return kind(tuple(_from_json(c, depth + 1) for c in children))
+    if "not" in data:
+        if len(data) != 1:
+            raise InvalidFilter(f'"not" takes one filter, alone: {data!r}')
+        return Not(_from_json(data["not"], depth + 1))
+    field = data.get("field")
+    if not isinstance(field, str):
+        raise InvalidFilter(
+            f'a condition needs "field" (a string) and one of eq, in, gt/gte/lt/lte, contains: {data!r}'
+        )
+    tests = set(data) - {"field"}
+    if tests == {"eq"}:
+        return Equals(field, data["eq"])
+    if tests == {"in"}:
+        values = data["in"]
+        if not isinstance(values, list) or not values:
+            raise InvalidFilter(f'"in" takes a non-empty list of values: {data!r}')
+        return In(field, tuple(values))
+    if tests == {"contains"}:
+        value = data["contains"]
+        if not isinstance(value, str):
+            raise InvalidFilter(f'"contains" takes a keyword string: {data!r}')
+        return Contains(field, value)
+    if tests and tests <= set(_BOUNDS):
+        bounds: dict[str, float] = {}
+        for name in tests:
+            bound = data[name]
+            if isinstance(bound, bool) or not isinstance(bound, int | float):
+                raise InvalidFilter(f"range bound {name} must be a number, got {bound!r}")
+            bounds[name] = float(bound)
+        return Range(field, **bounds)
+    raise InvalidFilter(
+        f"condition on {field!r} must have exactly one of eq, in, contains, "
+        f"or range bounds gt/gte/lt/lte; got {sorted(tests)}"
+    )
+
+
+def to_json(node: Filter) -> dict[str, object]:
+    """Return the JSON form of a filter (inverse of :func:`from_json`)."""
+    if isinstance(node, And):
+        return {"and": [to_json(c) for c in node.children]}
+    if isinstance(node, Or):
+        return {"or": [to_json(c) for c in node.children]}
+    if isinstance(node, Not):
+        return {"not": to_json(node.child)}
+    if isinstance(node, Equals):
+        return {"field": node.field, "eq": node.value}
+    if isinstance(node, In):
+        return {"field": node.field, "in": list(node.values)}
+    if isinstance(node, Contains):
+        return {"field": node.field, "contains": node.value}
+    out: dict[str, object] = {"field": node.field}
+    for name in _BOUNDS:
+        bound = getattr(node, name)
+        if bound is not None:
+            out[name] = bound
+    return out
+
+
+def fields_of(node: Filter) -> set[str]:
+    """Return the attribute names a filter refers to."""
+    if isinstance(node, And | Or):
+        return set().union(*(fields_of(c) for c in node.children))
+    if isinstance(node, Not):
+        return fields_of(node.child)
+    return {node.field}
+
+
+def conjunction(filters: Sequence[Filter | None]) -> Filter | None:
+    """Return the And of the given filters (None entries skipped), or None if there are none."""
+    present = tuple(f for f in filters if f is not None)
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else And(present)

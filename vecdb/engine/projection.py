@@ -1,0 +1,290 @@
+"""Linear projections from ``d`` to ``d' < d`` dimensions for the primary (approximate) search.
+
+Two families, as in LeanVec:
+
+- **ID** (:func:`fit_pca`): principal components of the data. Queries and data share one matrix.
+- **OOD** (:func:`fit_ood`): learned from a sample of queries as well as the data, so that
+  query-document inner products survive the reduction when queries follow another distribution
+  than the documents. Queries and data get *different* matrices ``A`` and ``B`` (``d' x d``) that
+  minimise the LeanVec-OOD loss
+
+      ||Qᵀ X - Qᵀ Aᵀ B X||²_F  =  tr((I - AᵀB)ᵀ Kq (I - AᵀB) Kx),
+
+  with ``Kq = Q Qᵀ / m`` and ``Kx = X Xᵀ / n`` the second-moment matrices. Three solvers:
+
+  ``"eigen"``
+      ``A = B = P`` with orthonormal rows: the top eigenvectors of a blend
+      ``(1 - β) Kx/‖Kx‖ + β Kq/‖Kq‖``, the blend weight ``β`` searched on a grid for the lowest
+      loss.
+  ``"frank_wolfe"``
+      the paper's scheme: relax the orthonormal-row constraint to its convex hull (spectral norm
+      at most 1) and alternate Frank-Wolfe steps on ``A`` and ``B``; each step's linear
+      minimisation oracle is the SVD of the gradient (``-U Vᵀ``), and the step length is the exact
+      minimiser of the quadratic along the step. Starts from the eigen solution.
+  ``"closed_form"``
+      the unconstrained optimum at rank ``d'``: with ``Kq^½ Kx^½ = U S Vᵀ``, queries map through
+      ``U_d'ᵀ Kq^-½`` and data through ``S_d' V_d'ᵀ Kx^-½`` (Eckart-Young). Lowest loss, but the
+      data side is whitened, which suits graph / cluster structures less well.
+
+Everything here is plain numpy on ``d x d`` matrices: fitting costs one pass over the data to form
+``Kx`` plus a few hundred small factorisations, independent of the collection size afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vecdb.engine.errors import InvalidArgument
+
+FloatMatrix = NDArray[np.float32]
+OodMethod = Literal["eigen", "frank_wolfe", "closed_form"]
+OOD_METHODS: tuple[OodMethod, ...] = ("eigen", "frank_wolfe", "closed_form")
+
+# Rows per block when forming second moments, to bound the temporary float64 copies.
+_MOMENT_BLOCK_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A learned linear reduction: ``data_matrix`` for stored vectors, ``query_matrix`` for queries.
+
+    Both matrices are ``(reduced_dim, dim)`` float32. For PCA they are the same array; reduced
+    inner products approximate the full ones (``(A q)·(B x) ≈ q·x``), and for PCA also reduced
+    squared distances approximate the full ones.
+    """
+
+    data_matrix: FloatMatrix
+    query_matrix: FloatMatrix
+    kind: Literal["pca", "ood"]
+    method: str
+
+    @property
+    def dim(self) -> int:
+        """The input dimension ``d``."""
+        return int(self.data_matrix.shape[1])
+
+    @property
+    def reduced_dim(self) -> int:
+        """The output dimension ``d'``."""
+        return int(self.data_matrix.shape[0])
+
+    def project_data(self, vectors: NDArray[np.floating]) -> FloatMatrix:
+        """Return the stored vectors mapped to ``(n, reduced_dim)`` float32."""
+        return _apply(self.data_matrix, vectors)
+
+    def project_queries(self, queries: NDArray[np.floating]) -> FloatMatrix:
+        """Return the queries mapped to ``(m, reduced_dim)`` float32."""
+        return _apply(self.query_matrix, queries)
+
+
+def _apply(matrix: FloatMatrix, vectors: NDArray[np.floating]) -> FloatMatrix:
+    if vectors.ndim != 2 or vectors.shape[1] != matrix.shape[1]:
+        raise InvalidArgument(
+            f"vectors of shape {vectors.shape} do not match the projection's input dimension "
+            f"{matrix.shape[1]}"
+        )
+    out: FloatMatrix = np.asarray(vectors, dtype=np.float32) @ matrix.T
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def second_moment(vectors: NDArray[np.floating], *, center: bool = False) -> NDArray[np.float64]:
+    """Return ``E[x xᵀ]`` (or the covariance when ``center``) as a float64 ``(d, d)`` matrix."""
+    n, dim = vectors.shape
+    if n == 0:
+        raise InvalidArgument("cannot fit a projection on zero vectors")
+    mean = np.zeros(dim, dtype=np.float64)
+    if center:
+        mean = np.asarray(vectors, dtype=np.float64).mean(axis=0)
+    moment = np.zeros((dim, dim), dtype=np.float64)
+    for start in range(0, n, _MOMENT_BLOCK_ROWS):
+        block = np.asarray(vectors[start : start + _MOMENT_BLOCK_ROWS], dtype=np.float64) - mean
+        moment += block.T @ block
+    moment /= n
+    return (moment + moment.T) / 2.0
+
+
+def _top_eigenvectors(matrix: NDArray[np.float64], count: int) -> NDArray[np.float64]:
+    """Return the ``count`` leading eigenvectors of a symmetric matrix as rows."""
+    values, vectors = np.linalg.eigh(matrix)
+    order = np.argsort(values)[::-1][:count]
+    return np.ascontiguousarray(vectors[:, order].T)
+
+
+def _check_reduced_dim(reduced_dim: int, dim: int) -> None:
+    if not 1 <= reduced_dim <= dim:
+        raise InvalidArgument(f"reduced_dim {reduced_dim} must be between 1 and the dimension {dim}")
+
+
+def fit_pca(
+    data: NDArray[np.floating],
+    reduced_dim: int,
+    *,
+    center: bool = False,
+    moment: NDArray[np.float64] | None = None,
+) -> Projection:
+    """Return the LeanVec-ID projection: the top principal directions of the data.
+
+    ``center=False`` uses the uncentred second moment, which keeps the mean direction (it carries
+    real inner-product mass for embeddings); ``center=True`` uses the covariance, which is what
+    squared distances need (a common offset cancels in differences). ``moment`` may pass a
+    precomputed matrix to fit several ``reduced_dim`` cheaply.
+    """
+    dim = int(data.shape[1])
+    _check_reduced_dim(reduced_dim, dim)
+    kx = second_moment(data, center=center) if moment is None else moment
+    basis = _top_eigenvectors(kx, reduced_dim).astype(np.float32)
+    return Projection(basis, basis, kind="pca", method="centered" if center else "uncentered")
+
+
+def ood_loss(
+    query_matrix: NDArray[np.floating],
+    data_matrix: NDArray[np.floating],
+    query_moment: NDArray[np.float64],
+    data_moment: NDArray[np.float64],
+) -> float:
+    """Return the LeanVec-OOD loss relative to ``tr(Kq Kx)`` (0 = inner products kept exactly)."""
+    a = np.asarray(query_matrix, dtype=np.float64)
+    b = np.asarray(data_matrix, dtype=np.float64)
+    residual = np.eye(a.shape[1]) - a.T @ b
+    loss = float(np.einsum("ij,ij->", residual.T @ query_moment @ residual, data_moment))
+    return loss / float(np.einsum("ij,ji->", query_moment, data_moment))
+
+
+def _normalized(moment: NDArray[np.float64]) -> NDArray[np.float64]:
+    scale = float(np.linalg.norm(moment, 2))
+    return moment / scale if scale > 0 else moment
+
+
+def _fit_eigen(
+    kq: NDArray[np.float64], kx: NDArray[np.float64], reduced_dim: int, grid: int
+) -> tuple[NDArray[np.float64], float]:
+    """Return the best orthonormal ``P`` (rows) over the blend grid and its blend weight."""
+    kq_unit, kx_unit = _normalized(kq), _normalized(kx)
+    best: tuple[float, NDArray[np.float64], float] | None = None
+    for beta in np.linspace(0.0, 1.0, grid):
+        basis = _top_eigenvectors((1.0 - beta) * kx_unit + beta * kq_unit, reduced_dim)
+        loss = ood_loss(basis, basis, kq, kx)
+        if best is None or loss < best[0]:
+            best = (loss, basis, float(beta))
+    assert best is not None
+    return best[1], best[2]
+
+
+def _spectral_lmo(gradient: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Return argmin over the spectral-norm unit ball of ``<gradient, S>``: ``-U Vᵀ``."""
+    u, _, vt = np.linalg.svd(gradient, full_matrices=False)
+    return -(u @ vt)
+
+
+def _line_search(gradient: NDArray[np.float64], direction: NDArray[np.float64], curvature: float) -> float:
+    """Return the exact minimiser in [0, 1] of a quadratic along a Frank-Wolfe direction."""
+    slope = float(np.einsum("ij,ij->", gradient, direction))
+    if slope >= 0.0:
+        return 0.0
+    if curvature <= 0.0:
+        return 1.0
+    return min(1.0, -slope / (2.0 * curvature))
+
+
+def _fit_frank_wolfe(
+    kq: NDArray[np.float64],
+    kx: NDArray[np.float64],
+    start: NDArray[np.float64],
+    iterations: int,
+    tolerance: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Return ``(A, B)`` after alternating Frank-Wolfe steps from ``A = B = start``."""
+    a = start.copy()
+    b = start.copy()
+    kqkx = kq @ kx
+    previous = ood_loss(a, b, kq, kx)
+    for _ in range(iterations):
+        # Step on B with A fixed: f(B) = c - 2 tr(A Kq Kx Bᵀ) + tr(Bᵀ M B Kx), M = A Kq Aᵀ.
+        m_a = a @ kq @ a.T
+        grad_b = 2.0 * (m_a @ b @ kx - a @ kqkx)
+        direction = _spectral_lmo(grad_b) - b
+        curvature = float(np.einsum("ij,ij->", m_a @ direction @ kx, direction))
+        b = b + _line_search(grad_b, direction, curvature) * direction
+        # Step on A with B fixed: f(A) = c - 2 tr(B Kx Kq Aᵀ) + tr(A Kq Aᵀ N), N = B Kx Bᵀ.
+        n_b = b @ kx @ b.T
+        grad_a = 2.0 * (n_b @ a @ kq - b @ kqkx.T)
+        direction = _spectral_lmo(grad_a) - a
+        curvature = float(np.einsum("ij,ij->", n_b @ direction @ kq, direction))
+        a = a + _line_search(grad_a, direction, curvature) * direction
+        loss = ood_loss(a, b, kq, kx)
+        if previous - loss <= tolerance * previous:
+            break
+        previous = loss
+    return a, b
+
+
+def _inverse_sqrt_and_sqrt(
+    moment: NDArray[np.float64], regularization: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    values, vectors = np.linalg.eigh(moment)
+    floor = regularization * max(float(values.max()), 1e-30)
+    values = np.maximum(values, 0.0) + floor
+    root = (vectors * np.sqrt(values)) @ vectors.T
+    inverse_root = (vectors / np.sqrt(values)) @ vectors.T
+    return inverse_root, root
+
+
+def _fit_closed_form(
+    kq: NDArray[np.float64], kx: NDArray[np.float64], reduced_dim: int, regularization: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    kq_inv_root, kq_root = _inverse_sqrt_and_sqrt(kq, regularization)
+    kx_inv_root, kx_root = _inverse_sqrt_and_sqrt(kx, regularization)
+    u, s, vt = np.linalg.svd(kq_root @ kx_root)
+    a = u[:, :reduced_dim].T @ kq_inv_root
+    b = (s[:reduced_dim, None] * vt[:reduced_dim]) @ kx_inv_root
+    return a, b
+
+
+def fit_ood(
+    data: NDArray[np.floating],
+    queries: NDArray[np.floating],
+    reduced_dim: int,
+    *,
+    method: OodMethod = "frank_wolfe",
+    iterations: int = 60,
+    tolerance: float = 1e-5,
+    eigen_grid: int = 21,
+    regularization: float = 1e-4,
+    data_moment: NDArray[np.float64] | None = None,
+    query_moment: NDArray[np.float64] | None = None,
+) -> Projection:
+    """Return the LeanVec-OOD projection fitted on documents and a sample of queries.
+
+    ``data_moment`` / ``query_moment`` may pass precomputed second moments (``E[x xᵀ]``) so that
+    several ``reduced_dim`` can be fitted without another pass over the data.
+    """
+    dim = int(data.shape[1])
+    _check_reduced_dim(reduced_dim, dim)
+    if queries.ndim != 2 or queries.shape[1] != dim:
+        raise InvalidArgument(
+            f"training queries of shape {queries.shape} do not match the dimension {dim}"
+        )
+    if method not in OOD_METHODS:
+        raise InvalidArgument(f"unknown OOD method {method!r}; allowed: {', '.join(OOD_METHODS)}")
+    kx = second_moment(data) if data_moment is None else data_moment
+    kq = second_moment(queries) if query_moment is None else query_moment
+    if method == "closed_form":
+        a, b = _fit_closed_form(kq, kx, reduced_dim, regularization)
+        label = "closed_form"
+    else:
+        basis, beta = _fit_eigen(kq, kx, reduced_dim, eigen_grid)
+        a = b = basis
+        label = f"eigen(beta={beta:.2f})"
+        if method == "frank_wolfe":
+            a, b = _fit_frank_wolfe(kq, kx, basis, iterations, tolerance)
+            label = f"frank_wolfe(from beta={beta:.2f})"
+    return Projection(
+        np.ascontiguousarray(b, dtype=np.float32),
+        np.ascontiguousarray(a, dtype=np.float32),
+        kind="ood",
+        method=label,
+    )

@@ -1,0 +1,337 @@
+"""The gRPC servicer: authenticate, convert protobuf to engine calls and back, map errors."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+from numpy.typing import NDArray
+
+from vecdb import convert
+from vecdb.engine import Collection, Database, Hits, SearchOptions
+from vecdb.engine.errors import InvalidArgument, VecdbError
+from vecdb.server.auth import Principal, authenticate
+from vecdb.server.config import ServerConfig
+from vecdb.status import status_code
+from vecdb.v1 import vecdb_pb2 as pb
+from vecdb.v1 import vecdb_pb2_grpc as pb_grpc
+
+log = logging.getLogger("vecdb.server")
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+
+
+def _abort(context: grpc.ServicerContext, error: Exception) -> None:
+    if isinstance(error, VecdbError):
+        context.abort(status_code(error), str(error))
+    log.exception("internal error")
+    context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(error).__name__}: {error}")
+
+
+def unary(
+    method: Callable[[Any, Request, Principal], Response],
+) -> Callable[[Any, Request, grpc.ServicerContext], Response]:
+    """Wrap a unary handler: authenticate the caller and turn errors into status codes."""
+
+    @functools.wraps(method)
+    def handler(self: VectorServicer, request: Request, context: grpc.ServicerContext) -> Response:
+        try:
+            principal = authenticate(self.config, context.invocation_metadata())
+            return method(self, request, principal)
+        except Exception as error:  # every failure leaves as a status code
+            _abort(context, error)
+            raise  # unreachable: abort raises
+
+    return handler
+
+
+def streaming(
+    method: Callable[[Any, Any, Principal], Iterator[Response]],
+) -> Callable[[Any, Any, grpc.ServicerContext], Iterator[Response]]:
+    """Wrap a handler that yields responses, as :func:`unary` does."""
+
+    @functools.wraps(method)
+    def handler(
+        self: VectorServicer, request: Any, context: grpc.ServicerContext
+    ) -> Iterator[Response]:
+        try:
+            principal = authenticate(self.config, context.invocation_metadata())
+            yield from method(self, request, principal)
+        except Exception as error:
+            _abort(context, error)
+
+    return handler
+
+
+class VectorServicer(pb_grpc.VectorServiceServicer):
+    """vecdb.v1.VectorService over one Database."""
+
+    def __init__(self, database: Database, config: ServerConfig) -> None:
+        self.database = database
+        self.config = config
+
+    # --- collections -------------------------------------------------------------------------
+
+    def _info(self, collection: Collection) -> pb.CollectionInfo:
+        return pb.CollectionInfo(
+            name=collection.name,
+            dim=collection.dim,
+            metric=convert.METRIC_TO_PROTO[collection.metric],
+            schema=convert.schema_to_proto(collection.settings.schema),
+            point_count=len(collection),
+            tenant_count=collection.tenant_count(),
+            index=pb.IndexInfo(kind="exact"),
+        )
+
+    @unary
+    def CreateCollection(
+        self, request: pb.CreateCollectionRequest, principal: Principal
+    ) -> pb.CreateCollectionResponse:
+        principal.require_admin("create collections")
+        schema = {
+            f.name: convert.attribute_type_from_proto(f.name, f.type) for f in request.schema
+        }
+        if len(schema) != len(request.schema):
+            raise InvalidArgument("schema names an attribute more than once")
+        collection = self.database.create_collection(
+            request.name, request.dim, convert.metric_from_proto(request.metric), schema
+        )
+        return pb.CreateCollectionResponse(collection=self._info(collection))
+
+    @unary
+    def DropCollection(
+        self, request: pb.DropCollectionRequest, principal: Principal
+    ) -> pb.DropCollectionResponse:
+        principal.require_admin("drop collections")
+        self.database.drop_collection(request.name)
+        return pb.DropCollectionResponse()
+
+    @unary
+    def ListCollections(
+        self, request: pb.ListCollectionsRequest, principal: Principal
+    ) -> pb.ListCollectionsResponse:
+        return pb.ListCollectionsResponse(
+            collections=[self._info(c) for c in self.database.collections()]
+        )
+
+    @unary
+    def DescribeCollection(
+        self, request: pb.DescribeCollectionRequest, principal: Principal
+    ) -> pb.DescribeCollectionResponse:
+        collection = self.database.collection(request.name)
+        return pb.DescribeCollectionResponse(collection=self._info(collection))
+
+    # --- points ------------------------------------------------------------------------------
+
+    def _upsert(self, request: pb.UpsertRequest, principal: Principal) -> pb.UpsertResponse:
+        collection = self.database.collection(request.collection)
+        ids, vectors, attributes, tenants = _points_of(request, collection.dim)
+        count, sequence = collection.upsert(
+            ids, vectors, attributes, tenants, acting_tenant=principal.tenant
+        )
+        return pb.UpsertResponse(upserted=count, sequence=sequence)
+
+    @unary
+    def Upsert(self, request: pb.UpsertRequest, principal: Principal) -> pb.UpsertResponse:
+        return self._upsert(request, principal)
+
+    @streaming
+    def UpsertStream(
+        self, requests: Iterator[pb.UpsertRequest], principal: Principal
+    ) -> Iterator[pb.UpsertResponse]:
+        for request in requests:
+            yield self._upsert(request, principal)
+
+    @unary
+    def Delete(self, request: pb.DeleteRequest, principal: Principal) -> pb.DeleteResponse:
+        collection = self.database.collection(request.collection)
+        deleted = collection.delete(list(request.ids), acting_tenant=principal.tenant)
+        return pb.DeleteResponse(deleted=deleted)
+
+    @unary
+    def Get(self, request: pb.GetRequest, principal: Principal) -> pb.GetResponse:
+        collection = self.database.collection(request.collection)
+        found, missing = collection.get(
+            list(request.ids), with_vectors=request.with_vectors, tenant=principal.tenant
+        )
+        response = pb.GetResponse(missing_ids=missing)
+        for point in found:
+            message = response.points.add(id=point.id, tenants=point.tenants)
+            if point.vector is not None:
+                message.vector.extend(point.vector.tolist())
+            convert.attributes_to_proto(point.attributes, message.attributes)
+        return response
+
+    @unary
+    def GrantAccess(
+        self, request: pb.GrantAccessRequest, principal: Principal
+    ) -> pb.GrantAccessResponse:
+        principal.require_admin("grant access")
+        collection = self.database.collection(request.collection)
+        changed = collection.set_access(request.tenant, list(request.ids), grant=True)
+        return pb.GrantAccessResponse(changed=changed)
+
+    @unary
+    def RevokeAccess(
+        self, request: pb.RevokeAccessRequest, principal: Principal
+    ) -> pb.RevokeAccessResponse:
+        principal.require_admin("revoke access")
+        collection = self.database.collection(request.collection)
+        changed = collection.set_access(request.tenant, list(request.ids), grant=False)
+        return pb.RevokeAccessResponse(changed=changed)
+
+    @unary
+    def ListTenants(
+        self, request: pb.ListTenantsRequest, principal: Principal
+    ) -> pb.ListTenantsResponse:
+        principal.require_admin("list tenants")
+        collection = self.database.collection(request.collection)
+        return pb.ListTenantsResponse(
+            tenants=[
+                pb.TenantInfo(tenant=t, point_count=n) for t, n in collection.tenants().items()
+            ]
+        )
+
+    @unary
+    def DropTenant(
+        self, request: pb.DropTenantRequest, principal: Principal
+    ) -> pb.DropTenantResponse:
+        principal.require_admin("drop tenants")
+        collection = self.database.collection(request.collection)
+        revoked, deleted = collection.drop_tenant(
+            request.tenant, delete_orphaned_points=request.delete_orphaned_points
+        )
+        return pb.DropTenantResponse(revoked=revoked, deleted=deleted)
+
+    # --- search ------------------------------------------------------------------------------
+
+    def _search(self, request: pb.SearchRequest, principal: Principal) -> tuple[Hits, Collection]:
+        collection = self.database.collection(request.collection)
+        if request.k < 1 or request.k > self.config.max_k:
+            raise InvalidArgument(f"k {request.k} is not allowed: use 1..{self.config.max_k}")
+        if len(request.vector) != collection.dim:
+            raise InvalidArgument(
+                f"query vector dimension {len(request.vector)} does not match collection "
+                f"{collection.name!r} (dim {collection.dim})"
+            )
+        vector = np.asarray(request.vector, dtype=np.float32)
+        tenant = principal.tenant or (request.tenant or None)
+        search_filter = (
+            convert.filter_from_proto(request.filter) if request.HasField("filter") else None
+        )
+        params = request.params
+        if params.rerank_factor < 0 or not np.isfinite(params.rerank_factor):
+            raise InvalidArgument(
+                f"rerank_factor {params.rerank_factor} is not allowed: use a finite value >= 1"
+            )
+        options = SearchOptions(
+            exact=params.exact,
+            ef_search=params.ef_search or None,
+            nprobe=params.nprobe or None,
+            rerank_factor=params.rerank_factor or None,
+        )
+        (hits,) = collection.search(
+            vector, request.k, tenant=tenant, filter=search_filter, options=options
+        )
+        return hits, collection
+
+    def _results(
+        self, request: pb.SearchRequest, hits: Hits, collection: Collection
+    ) -> list[pb.ScoredPoint]:
+        results = [
+            pb.ScoredPoint(id=i, score=s) for i, s in zip(hits.ids, hits.scores.tolist(), strict=True)
+        ]
+        if request.with_attributes:
+            for result, values in zip(results, collection.attributes_of(hits.rows), strict=True):
+                convert.attributes_to_proto(values, result.attributes)
+        if request.with_vectors:
+            for result, vector in zip(results, collection.vectors_of(hits.rows), strict=True):
+                result.vector.extend(vector.tolist())
+        return results
+
+    @staticmethod
+    def _explain(request: pb.SearchRequest, hits: Hits) -> pb.Explain | None:
+        if not request.explain or hits.explain is None:
+            return None
+        e = hits.explain
+        return pb.Explain(
+            plan=e.plan,
+            estimated_selectivity=e.estimated_selectivity,
+            matching_points=e.matching_points,
+            candidates_scored=e.candidates_scored,
+            detail=e.detail,
+        )
+
+    @unary
+    def Search(self, request: pb.SearchRequest, principal: Principal) -> pb.SearchResponse:
+        hits, collection = self._search(request, principal)
+        return pb.SearchResponse(
+            results=self._results(request, hits, collection),
+            explain=self._explain(request, hits),
+        )
+
+    @streaming
+    def BatchSearch(
+        self, requests: Iterator[pb.BatchSearchRequest], principal: Principal
+    ) -> Iterator[pb.BatchSearchResponse]:
+        for request in requests:
+            try:
+                hits, collection = self._search(request.query, principal)
+            except InvalidArgument as error:
+                raise type(error)(f"query {request.query_id!r}: {error}") from error
+            yield pb.BatchSearchResponse(
+                query_id=request.query_id,
+                results=self._results(request.query, hits, collection),
+                explain=self._explain(request.query, hits),
+            )
+
+
+def _points_of(
+    request: pb.UpsertRequest, dim: int
+) -> tuple[list[str], NDArray[np.float32], list[dict[str, object]] | None, list[list[str]] | None]:
+    """Return (ids, vectors, attributes, tenants) from either form of an upsert request."""
+    ids: list[str] = []
+    parts: list[NDArray[np.float32]] = []
+    attributes: list[dict[str, object]] = []
+    tenants: list[list[str]] = []
+    has_attributes = has_tenants = False
+    if request.points:
+        for point in request.points:
+            if len(point.vector) != dim:
+                raise InvalidArgument(
+                    f"point {point.id!r}: vector dimension {len(point.vector)} does not match "
+                    f"collection {request.collection!r} (dim {dim})"
+                )
+        ids.extend(p.id for p in request.points)
+        parts.append(np.array([p.vector for p in request.points], dtype=np.float32))
+        attributes.extend(convert.attributes_from_proto(p.attributes) for p in request.points)
+        tenants.extend(list(p.tenants) for p in request.points)
+        has_attributes = any(attributes)
+        has_tenants = any(tenants)
+    batch = request.batch
+    if batch.ids:
+        count = len(batch.ids)
+        for what, given in (("attributes", len(batch.attributes)), ("tenants", len(batch.tenants))):
+            if given not in (0, count):
+                raise InvalidArgument(f"batch has {count} ids but {given} {what}: give 0 or {count}")
+        ids.extend(batch.ids)
+        parts.append(convert.vectors_from_bytes(batch.vectors, count, dim))
+        if batch.attributes:
+            has_attributes = True
+            attributes.extend(convert.attributes_from_proto(a.values) for a in batch.attributes)
+        else:
+            attributes.extend({} for _ in range(count))
+        if batch.tenants:
+            has_tenants = True
+            tenants.extend(convert.tenants_lists(batch.tenants))
+        else:
+            tenants.extend([] for _ in range(count))
+    elif batch.vectors:
+        raise InvalidArgument("batch has vectors but no ids")
+    vectors = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+    return ids, vectors, attributes if has_attributes else None, tenants if has_tenants else None
