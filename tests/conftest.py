@@ -52,8 +52,19 @@ class ServerProcess:
         # reuse the port of an earlier run so clients keep working across restarts
         port = str(self.port) if self.port else "0"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "vecdb.cli", "serve", "--data-dir", str(self.data_dir),
-             "--port", port, "--host", "127.0.0.1", *self.args],
+            [
+                sys.executable,
+                "-m",
+                "vecdb.cli",
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                port,
+                "--host",
+                "127.0.0.1",
+                *self.args,
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,
@@ -95,7 +106,9 @@ def server_factory(tmp_path: Path) -> Iterator[type[ServerProcess]]:
 
     class Factory(ServerProcess):
         def __init__(
-            self, name: str = "data", env: Mapping[str, str] | None = None,
+            self,
+            name: str = "data",
+            env: Mapping[str, str] | None = None,
             args: tuple[str, ...] = (),
         ) -> None:
             super().__init__(tmp_path / name, env, args)

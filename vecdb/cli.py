@@ -54,7 +54,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # --- ingest ----------------------------------------------------------------------------------
 
 
-def _read_points(path: Path, count: int) -> tuple[list[str], list[dict[str, object]], list[list[str]]]:
+def _read_points(
+    path: Path, count: int
+) -> tuple[list[str], list[dict[str, object]], list[list[str]]]:
     ids: list[str] = []
     attributes: list[dict[str, object]] = []
     tenants: list[list[str]] = []
@@ -136,9 +138,11 @@ def _matches_json(query_id: str | None, matches: Any) -> dict[str, object]:
 
 def _load_vector(args: argparse.Namespace) -> np.ndarray[Any, Any]:
     if args.vector:
-        return np.asarray(json.loads(args.vector), dtype=np.float32)
+        vector: np.ndarray[Any, Any] = np.asarray(json.loads(args.vector), dtype=np.float32)
+        return vector
     if args.npy:
-        return np.load(args.npy, mmap_mode="r")[args.row].astype(np.float32)
+        row: np.ndarray[Any, Any] = np.load(args.npy, mmap_mode="r")[args.row].astype(np.float32)
+        return row
     raise InvalidArgument("give the query as --vector '[...]' or --npy FILE --row N")
 
 
@@ -207,9 +211,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
         Path(args.queries), Path(args.vectors) if args.vectors else None, args.k
     )
     written = 0
-    with _client(args) as client, open(args.out, "w") as out, _progress(
-        len(queries), "q", "batch"
-    ) as bar:
+    with (
+        _client(args) as client,
+        open(args.out, "w") as out,
+        _progress(len(queries), "q", "batch") as bar,
+    ):
         for query_id, matches in client.batch_search(
             args.collection, queries, with_attributes=args.with_attributes, explain=args.explain
         ):
@@ -296,7 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--points", help="JSONL file, one point per line, same order as vectors")
     ingest.add_argument("--create", action="store_true", help="create the collection first")
     ingest.add_argument("--metric", default="cosine", choices=["cosine", "ip", "l2"])
-    ingest.add_argument("--schema", help="attribute schema for --create, e.g. year:int,tags:keyword_list")
+    ingest.add_argument(
+        "--schema", help="attribute schema for --create, e.g. year:int,tags:keyword_list"
+    )
     ingest.add_argument("--batch-size", type=int, default=2000)
     _connection_options(ingest)
     ingest.set_defaults(func=cmd_ingest)

@@ -243,7 +243,7 @@ class Client:
     ) -> int:
         """Insert or replace points in one durable write; return how many were written."""
         request = self._upsert_request(collection, ids, vectors, attributes, tenants)
-        return self._call(self._stub.Upsert, request).upserted
+        return int(self._call(self._stub.Upsert, request).upserted)
 
     def upsert_many(
         self,
@@ -288,7 +288,7 @@ class Client:
     def delete(self, collection: str, ids: Sequence[str]) -> int:
         """Delete points by id; return how many existed."""
         request = pb.DeleteRequest(collection=collection, ids=ids)
-        return self._call(self._stub.Delete, request).deleted
+        return int(self._call(self._stub.Delete, request).deleted)
 
     def get(
         self, collection: str, ids: Sequence[str], *, with_vectors: bool = False
@@ -309,12 +309,12 @@ class Client:
     def grant_access(self, collection: str, tenant: str, ids: Sequence[str]) -> int:
         """Let ``tenant`` see the points; return how many changed."""
         request = pb.GrantAccessRequest(collection=collection, tenant=tenant, ids=ids)
-        return self._call(self._stub.GrantAccess, request).changed
+        return int(self._call(self._stub.GrantAccess, request).changed)
 
     def revoke_access(self, collection: str, tenant: str, ids: Sequence[str]) -> int:
         """Stop ``tenant`` seeing the points; return how many changed."""
         request = pb.RevokeAccessRequest(collection=collection, tenant=tenant, ids=ids)
-        return self._call(self._stub.RevokeAccess, request).changed
+        return int(self._call(self._stub.RevokeAccess, request).changed)
 
     def list_tenants(self, collection: str) -> dict[str, int]:
         """Return each tenant's point count."""
@@ -386,8 +386,18 @@ class Client:
     ) -> Matches:
         """Return the ``k`` nearest points the tenant and filter allow."""
         request = self._search_request(
-            collection, vector, k, tenant, filter, with_attributes, with_vectors, explain,
-            exact, ef_search, nprobe, rerank_factor,
+            collection,
+            vector,
+            k,
+            tenant,
+            filter,
+            with_attributes,
+            with_vectors,
+            explain,
+            exact,
+            ef_search,
+            nprobe,
+            rerank_factor,
         )
         response = self._call(self._stub.Search, request)
         return _matches(response.results, response.explain if explain else None)
@@ -432,15 +442,26 @@ class Client:
                 yield pb.BatchSearchRequest(
                     query_id=q.query_id,
                     query=self._search_request(
-                        collection, q.vector, q.k, q.tenant, q.filter, with_attributes, False,
-                        explain, exact, None, None, None,
+                        collection,
+                        q.vector,
+                        q.k,
+                        q.tenant,
+                        q.filter,
+                        with_attributes,
+                        False,
+                        explain,
+                        exact,
+                        None,
+                        None,
+                        None,
                     ),
                 )
 
         try:
             for response in self._stub.BatchSearch(requests(), metadata=self._metadata):
-                yield response.query_id, _matches(
-                    response.results, response.explain if explain else None
+                yield (
+                    response.query_id,
+                    _matches(response.results, response.explain if explain else None),
                 )
         except grpc.RpcError as error:
             raise _translate(error) from None

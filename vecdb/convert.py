@@ -35,7 +35,7 @@ TYPE_FROM_PROTO = {v: k for k, v in TYPE_TO_PROTO.items()}
 
 def metric_from_proto(value: int) -> Metric:
     """Return the metric of a proto enum value, or raise naming the allowed values."""
-    metric = METRIC_FROM_PROTO.get(value)  # type: ignore[call-overload]
+    metric: Metric | None = METRIC_FROM_PROTO.get(value)  # type: ignore[call-overload]
     if metric is None:
         raise InvalidArgument(
             f"metric {pb.Metric.Name(value) if value in pb.Metric.values() else value} is not "
@@ -46,7 +46,7 @@ def metric_from_proto(value: int) -> Metric:
 
 def attribute_type_from_proto(field: str, value: int) -> AttributeType:
     """Return the attribute type of a proto enum value, or raise naming the allowed values."""
-    kind = TYPE_FROM_PROTO.get(value)  # type: ignore[call-overload]
+    kind: AttributeType | None = TYPE_FROM_PROTO.get(value)  # type: ignore[call-overload]
     if kind is None:
         name = pb.AttributeType.Name(value) if value in pb.AttributeType.values() else value
         raise InvalidArgument(
@@ -164,7 +164,9 @@ def _filter_from_proto(message: pb.Filter, depth: int) -> flt.Filter:
         )
     if test == "contains":
         return flt.Contains(field, condition.contains)
-    raise InvalidFilter(f"condition on {field!r} is empty: set one of equals, is_in, range, contains")
+    raise InvalidFilter(
+        f"condition on {field!r} is empty: set one of equals, is_in, range, contains"
+    )
 
 
 def filter_to_proto(node: flt.Filter | Mapping[str, object]) -> pb.Filter:

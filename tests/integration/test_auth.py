@@ -66,8 +66,9 @@ def test_tenant_key_writes_only_its_own_points(keyed_server) -> None:  # type: i
 
 def test_missing_and_wrong_keys_are_unauthenticated(keyed_server) -> None:  # type: ignore[no-untyped-def]
     for key in (None, "wrong-key-123"):
-        with Client(keyed_server.address, api_key=key) as client, pytest.raises(
-            vecdb.Unauthenticated
+        with (
+            Client(keyed_server.address, api_key=key) as client,
+            pytest.raises(vecdb.Unauthenticated),
         ):
             client.list_collections()
 
@@ -75,7 +76,7 @@ def test_missing_and_wrong_keys_are_unauthenticated(keyed_server) -> None:  # ty
 def test_no_keys_refuses_non_loopback(server_factory) -> None:  # type: ignore[no-untyped-def]
     server = server_factory("open", args=("--host", "0.0.0.0"))
     # the factory passes --host 127.0.0.1 first; the later flag wins
-    with pytest.raises(RuntimeError, match="refusing to listen on '0.0.0.0' without API keys"):
+    with pytest.raises(RuntimeError, match=r"refusing to listen on '0\.0\.0\.0' without API keys"):
         server.start(timeout=20)
 
 

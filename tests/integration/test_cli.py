@@ -15,7 +15,10 @@ import pytest
 def vecdb(*args: str, address: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **({"VECDB_ADDRESS": address} if address else {})}
     return subprocess.run(
-        [sys.executable, "-m", "vecdb.cli", *args], capture_output=True, text=True, env=env,
+        [sys.executable, "-m", "vecdb.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
         timeout=120,
     )
 
@@ -39,16 +42,37 @@ def test_ingest_search_batch_stats(server_factory, tmp_path: Path) -> None:  # t
             record = {"id": f"d{i}", "attributes": {"year": 2000 + i}, "tenants": ["t"]}
             out.write(json.dumps(record) + "\n")
     ingest = vecdb(
-        "ingest", "docs", "--vectors", str(tmp_path / "v.npy"), "--points",
-        str(tmp_path / "points.jsonl"), "--create", "--metric", "l2", "--schema", "year:int",
-        "--batch-size", "16", address=server.address,
+        "ingest",
+        "docs",
+        "--vectors",
+        str(tmp_path / "v.npy"),
+        "--points",
+        str(tmp_path / "points.jsonl"),
+        "--create",
+        "--metric",
+        "l2",
+        "--schema",
+        "year:int",
+        "--batch-size",
+        "16",
+        address=server.address,
     )
     assert ingest.returncode == 0, ingest.stderr
     assert json.loads(ingest.stdout) == {"collection": "docs", "upserted": 40}
 
     search = vecdb(
-        "search", "docs", "--npy", str(tmp_path / "v.npy"), "--row", "5", "-k", "3",
-        "--filter", '{"field": "year", "gte": 2005}', "--explain", "--with-attributes",
+        "search",
+        "docs",
+        "--npy",
+        str(tmp_path / "v.npy"),
+        "--row",
+        "5",
+        "-k",
+        "3",
+        "--filter",
+        '{"field": "year", "gte": 2005}',
+        "--explain",
+        "--with-attributes",
         address=server.address,
     )
     assert search.returncode == 0, search.stderr
@@ -58,20 +82,36 @@ def test_ingest_search_batch_stats(server_factory, tmp_path: Path) -> None:  # t
 
     with (tmp_path / "queries.jsonl").open("w") as out:
         out.write(json.dumps({"id": "q1", "row": 1, "k": 2}) + "\n")
-        out.write(json.dumps({"id": "q2", "vector": vectors[2].tolist(), "tenant": "t",
-                              "filter": {"field": "year", "lt": 2002}}) + "\n")
+        out.write(
+            json.dumps(
+                {
+                    "id": "q2",
+                    "vector": vectors[2].tolist(),
+                    "tenant": "t",
+                    "filter": {"field": "year", "lt": 2002},
+                }
+            )
+            + "\n"
+        )
     for fmt in ("jsonl", "trec"):
         out_file = tmp_path / f"results.{fmt}"
         batch = vecdb(
-            "batch", "docs", str(tmp_path / "queries.jsonl"), "--vectors",
-            str(tmp_path / "v.npy"), "--out", str(out_file), "--format", fmt,
+            "batch",
+            "docs",
+            str(tmp_path / "queries.jsonl"),
+            "--vectors",
+            str(tmp_path / "v.npy"),
+            "--out",
+            str(out_file),
+            "--format",
+            fmt,
             address=server.address,
         )
         assert batch.returncode == 0, batch.stderr
         lines = out_file.read_text().splitlines()
         if fmt == "jsonl":
             records = {r["query_id"]: r for r in map(json.loads, lines)}
-            assert [x["id"] for x in records["q1"]["results"]][0] == "d1"
+            assert next(x["id"] for x in records["q1"]["results"]) == "d1"
             assert len(records["q1"]["results"]) == 2
             assert {x["id"] for x in records["q2"]["results"]} == {"d0", "d1"}
         else:

@@ -18,7 +18,9 @@ BATCH = 150
 ROUNDS = 4
 
 
-def _batch(round_number: int, number: int, rng: np.random.Generator) -> tuple[list[str], np.ndarray, list[dict[str, object]], list[list[str]]]:
+def _batch(
+    round_number: int, number: int, rng: np.random.Generator
+) -> tuple[list[str], np.ndarray, list[dict[str, object]], list[list[str]]]:
     ids = [f"r{round_number}-b{number}-{i}" for i in range(BATCH)]
     vectors = rng.standard_normal((BATCH, DIM)).astype(np.float32)
     attributes: list[dict[str, object]] = [
@@ -68,7 +70,9 @@ def test_sigkill_mid_ingest_loses_no_acknowledged_point(server_factory) -> None:
         batches = (_batch(round_number, number, rng) for number in range(100_000))
         result: list[int] = []
         writer = threading.Thread(
-            target=lambda: result.append(_stream_until_killed(server.address, batches, sent))
+            target=lambda out=result, source=batches, log=sent: out.append(
+                _stream_until_killed(server.address, source, log)
+            )
         )
         writer.start()
         # kill at a random moment while batches are in flight

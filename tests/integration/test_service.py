@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 
@@ -27,16 +28,22 @@ def client(vecdb_server: str) -> Iterator[Client]:
 def name(client: Client) -> Iterator[str]:
     collection = f"c{uuid.uuid4().hex[:10]}"
     yield collection
-    try:
+    with contextlib.suppress(vecdb.NotFound):
         client.drop_collection(collection)
-    except vecdb.NotFound:
-        pass
 
 
-SCHEMA = {"year": "int", "score": "float", "lang": "keyword", "open": "bool", "tags": "keyword_list"}
+SCHEMA = {
+    "year": "int",
+    "score": "float",
+    "lang": "keyword",
+    "open": "bool",
+    "tags": "keyword_list",
+}
 
 
-def _points(n: int, dim: int, seed: int = 0) -> tuple[list[str], np.ndarray, list[dict[str, object]]]:
+def _points(
+    n: int, dim: int, seed: int = 0
+) -> tuple[list[str], np.ndarray, list[dict[str, object]]]:
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((n, dim)).astype(np.float32)
     ids = [f"p{i}" for i in range(n)]
@@ -195,9 +202,9 @@ def test_grpc_equals_engine_in_process(client: Client, name: str, tmp_path) -> N
         queries = np.random.default_rng(6).standard_normal((6, 12)).astype(np.float32)
         for query in queries:
             remote = client.search(name, query, k=8, filter={"field": "year", "lt": 2012})
-            (hits,) = local.search(query, 8, filter=vecdb.engine.filters.from_json(
-                {"field": "year", "lt": 2012}
-            ))
+            (hits,) = local.search(
+                query, 8, filter=vecdb.engine.filters.from_json({"field": "year", "lt": 2012})
+            )
             assert remote.ids == hits.ids
             np.testing.assert_allclose(remote.scores, hits.scores, rtol=1e-5)
 

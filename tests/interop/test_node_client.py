@@ -20,7 +20,9 @@ def test_node_client_creates_upserts_and_searches(vecdb_server: str) -> None:
         pytest.skip("Node packages not installed: `make test` runs npm install in tests/interop")
     result = subprocess.run(
         ["node", str(HERE / "client.js"), vecdb_server, str(REPO / "proto"), "from_node"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     output = json.loads(result.stdout)
@@ -29,4 +31,7 @@ def test_node_client_creates_upserts_and_searches(vecdb_server: str) -> None:
     assert output["nearest"][1][1] == pytest.approx(0.02, abs=1e-6)
     assert output["filtered"] == [["green", "green"]]
     assert output["badStatus"]["code"] == "INVALID_ARGUMENT"
-    assert "dimension 2 does not match collection 'from_node' (dim 3)" in output["badStatus"]["details"]
+    assert (
+        "dimension 2 does not match collection 'from_node' (dim 3)"
+        in output["badStatus"]["details"]
+    )

@@ -114,7 +114,8 @@ class NumericColumn(Column):
     def get(self, row: int) -> object | None:
         if not self.present[row]:
             return None
-        return self.values[row].item()
+        value: object = self.values[row].item()
+        return value
 
     def count_present(self, n: int) -> int:
         return int(np.count_nonzero(self.present[:n]))
@@ -130,7 +131,8 @@ class NumericColumn(Column):
 
     def equals(self, value: object, n: int) -> Mask:
         scalar = self._scalar(value)
-        return self.present[:n] & (self.values[:n] == scalar)
+        mask: Mask = self.present[:n] & (self.values[:n] == scalar)
+        return mask
 
     def is_in(self, values: Sequence[object], n: int) -> Mask:
         if self.kind is AttributeType.BOOL:
@@ -149,7 +151,7 @@ class NumericColumn(Column):
         if self.kind is AttributeType.BOOL:
             raise self._unsupported("range")
         mask = self.present[:n].copy()
-        values = self.values[:n]
+        values: NDArray[np.float64] = self.values[:n]  # type: ignore[assignment]
         if gt is not None:
             mask &= values > gt
         if gte is not None:
@@ -203,7 +205,8 @@ class KeywordColumn(Column):
         code = self.vocabulary.get(self._word(value))
         if code is None:
             return np.zeros(n, dtype=np.bool_)
-        return self.codes[:n] == code
+        mask: Mask = self.codes[:n] == code
+        return mask
 
     def is_in(self, values: Sequence[object], n: int) -> Mask:
         codes = [self.vocabulary.get(self._word(v)) for v in values]

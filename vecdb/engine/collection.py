@@ -383,7 +383,7 @@ class Collection:
                 db,
                 self.cid,
                 [
-                    (json.dumps(list(access)) if access else None, cols.ids[row] or "")
+                    (json.dumps(list(access)) if access else None, str(cols.ids[row]))
                     for row, access in changes
                 ],
             )
@@ -534,14 +534,18 @@ class Collection:
         block = cols.vectors[:n] if rows is None else cols.vectors[rows]
         dots: NDArray[np.float32] = queries @ block.T
         if self.metric is Metric.IP:
-            return dots
+            return dots.astype(np.float32, copy=False)
         norms = cols.norms[:n] if rows is None else cols.norms[rows]
         if self.metric is Metric.COSINE:
             query_norms = np.linalg.norm(queries, axis=1, keepdims=True)
-            return dots / (query_norms * norms[None, :])
+            cosine: NDArray[np.float32] = dots / (query_norms * norms[None, :])
+            return cosine
         # negated squared distance, computed from norms to stay one matrix product
         query_sq = np.einsum("ij,ij->i", queries, queries)[:, None]
-        return (2.0 * dots - query_sq - (norms * norms)[None, :]).astype(np.float32)
+        negated: NDArray[np.float32] = (2.0 * dots - query_sq - (norms * norms)[None, :]).astype(
+            np.float32
+        )
+        return negated
 
     def _report(self, internal: NDArray[np.float32], query: Vectors) -> NDArray[np.float32]:
         if self.metric is Metric.L2:
@@ -566,9 +570,7 @@ class Collection:
         return top_k(scores, rows, k)
 
 
-def top_k(
-    scores: NDArray[np.float32], rows: Rows, k: int
-) -> tuple[NDArray[np.float32], Rows]:
+def top_k(scores: NDArray[np.float32], rows: Rows, k: int) -> tuple[NDArray[np.float32], Rows]:
     """Return the ``k`` highest scores per query row and their rows, -inf / -1 padded."""
     m, count = scores.shape
     width = min(k, count)

@@ -96,7 +96,9 @@ def _evaluate(node: Filter, table: AttributeTable, n: int, depth: int) -> Mask:
         if not node.children:
             raise InvalidFilter(f"{type(node).__name__.lower()} needs at least one filter")
         masks = [_evaluate(c, table, n, depth + 1) for c in node.children]
-        return np.logical_and.reduce(masks) if isinstance(node, And) else np.logical_or.reduce(masks)
+        combine = np.logical_and if isinstance(node, And) else np.logical_or
+        combined: Mask = combine.reduce(masks)
+        return combined
     if isinstance(node, Not):
         return ~_evaluate(node.child, table, n, depth + 1)
     column = table.columns.get(node.field)

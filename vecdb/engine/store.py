@@ -135,9 +135,7 @@ class Store:
             ).fetchall()
         n = len(records)
         if n == 0:
-            return LoadedPoints(
-                np.zeros(0, np.int64), [], np.zeros((0, dim), np.float32), [], []
-            )
+            return LoadedPoints(np.zeros(0, np.int64), [], np.zeros((0, dim), np.float32), [], [])
         rows_col, ids, blobs, attrs, tenants = zip(*records, strict=True)
         vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(n, dim).astype(np.float32)
         return LoadedPoints(
@@ -170,7 +168,9 @@ class Store:
         return Store._bump(db, cid)
 
     @staticmethod
-    def set_tenants(db: sqlite3.Connection, cid: int, changes: Sequence[tuple[str, str]]) -> int:
+    def set_tenants(
+        db: sqlite3.Connection, cid: int, changes: Sequence[tuple[str | None, str]]
+    ) -> int:
         """Set the tenants JSON of points by id (inside a transaction); return the new sequence."""
         db.executemany(f"UPDATE points_{cid} SET tenants = ? WHERE id = ?", changes)
         return Store._bump(db, cid)

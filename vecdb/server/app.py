@@ -92,7 +92,11 @@ def serve(config: ServerConfig) -> None:
     auth = "API keys required" if config.auth_enabled else "no API keys (loopback only)"
     log.info(
         "vecdb serving on %s:%d (%s, %s), data in %s",
-        config.host, running.port, scheme, auth, config.data_dir,
+        config.host,
+        running.port,
+        scheme,
+        auth,
+        config.data_dir,
     )
     stopping = threading.Event()
 

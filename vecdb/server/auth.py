@@ -38,9 +38,7 @@ def authenticate(config: ServerConfig, metadata: Iterable[tuple[str, str | bytes
         return ADMIN
     header = next((v for k, v in metadata if k == "authorization"), None)
     if header is None:
-        raise Unauthenticated(
-            "missing API key: send metadata 'authorization: Bearer <key>'"
-        )
+        raise Unauthenticated("missing API key: send metadata 'authorization: Bearer <key>'")
     text = header.decode() if isinstance(header, bytes) else header
     scheme, _, key = text.strip().partition(" ")
     key = key.strip()

@@ -90,7 +90,9 @@ class ServerConfig:
         for key, tenant in self.tenant_keys.items():
             check_name("tenant", tenant)
             if key in self.admin_keys:
-                raise InvalidArgument(f"a key is configured both as admin and for tenant {tenant!r}")
+                raise InvalidArgument(
+                    f"a key is configured both as admin and for tenant {tenant!r}"
+                )
 
 
 def is_loopback(host: str) -> bool:
@@ -146,8 +148,16 @@ def load_config(
             raise InvalidArgument(f"cannot read config file {str(path)!r}: {error}") from error
         admin, tenants = _keys_from_toml(data.pop("keys", []))
         tls = data.pop("tls", {})
-        known = {"host", "port", "data_dir", "max_k", "max_message_bytes", "max_workers",
-                 "max_concurrent_rpcs", "grace_seconds"}
+        known = {
+            "host",
+            "port",
+            "data_dir",
+            "max_k",
+            "max_message_bytes",
+            "max_workers",
+            "max_concurrent_rpcs",
+            "grace_seconds",
+        }
         unknown = set(data) - known
         if unknown:
             raise InvalidArgument(
@@ -155,7 +165,8 @@ def load_config(
             )
         if "data_dir" in data:
             data["data_dir"] = Path(data["data_dir"])
-        config = replace(config, **data, admin_keys=frozenset(admin), tenant_keys=tenants)
+        config = replace(config, admin_keys=frozenset(admin), tenant_keys=tenants)
+        config = replace(config, **data)
         if tls:
             config = replace(
                 config,
@@ -183,7 +194,7 @@ def load_config(
         ("port", "VECDB_PORT", int),
     ):
         if env.get(var):
-            config = replace(config, **{name: kind(env[var])})
+            config = replace(config, **{name: kind(env[var])})  # type: ignore[arg-type]
     given = {k: v for k, v in overrides.items() if v is not None}
     config = replace(config, **given)  # type: ignore[arg-type]
     config.check()

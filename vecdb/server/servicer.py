@@ -93,9 +93,7 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
         self, request: pb.CreateCollectionRequest, principal: Principal
     ) -> pb.CreateCollectionResponse:
         principal.require_admin("create collections")
-        schema = {
-            f.name: convert.attribute_type_from_proto(f.name, f.type) for f in request.schema
-        }
+        schema = {f.name: convert.attribute_type_from_proto(f.name, f.type) for f in request.schema}
         if len(schema) != len(request.schema):
             raise InvalidArgument("schema names an attribute more than once")
         collection = self.database.create_collection(
@@ -244,7 +242,8 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
         self, request: pb.SearchRequest, hits: Hits, collection: Collection
     ) -> list[pb.ScoredPoint]:
         results = [
-            pb.ScoredPoint(id=i, score=s) for i, s in zip(hits.ids, hits.scores.tolist(), strict=True)
+            pb.ScoredPoint(id=i, score=s)
+            for i, s in zip(hits.ids, hits.scores.tolist(), strict=True)
         ]
         if request.with_attributes:
             for result, values in zip(results, collection.attributes_of(hits.rows), strict=True):
@@ -318,7 +317,9 @@ def _points_of(
         count = len(batch.ids)
         for what, given in (("attributes", len(batch.attributes)), ("tenants", len(batch.tenants))):
             if given not in (0, count):
-                raise InvalidArgument(f"batch has {count} ids but {given} {what}: give 0 or {count}")
+                raise InvalidArgument(
+                    f"batch has {count} ids but {given} {what}: give 0 or {count}"
+                )
         ids.extend(batch.ids)
         parts.append(convert.vectors_from_bytes(batch.vectors, count, dim))
         if batch.attributes:
@@ -333,5 +334,11 @@ def _points_of(
             tenants.extend([] for _ in range(count))
     elif batch.vectors:
         raise InvalidArgument("batch has vectors but no ids")
-    vectors = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
+    vectors = (
+        parts[0]
+        if len(parts) == 1
+        else np.concatenate(parts)
+        if parts
+        else np.zeros((0, dim), np.float32)
+    )
     return ids, vectors, attributes if has_attributes else None, tenants if has_tenants else None
