@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import grpc
@@ -13,6 +14,7 @@ from numpy.typing import NDArray
 
 from vecdb import convert
 from vecdb.engine import Collection, Database, Hits, SearchOptions
+from vecdb.engine.collection import PreparedUpsert
 from vecdb.engine.errors import InvalidArgument, VecdbError
 from vecdb.server.auth import Principal, authenticate
 from vecdb.server.config import ServerConfig
@@ -126,24 +128,45 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
 
     # --- points ------------------------------------------------------------------------------
 
-    def _upsert(self, request: pb.UpsertRequest, principal: Principal) -> pb.UpsertResponse:
+    def _prepare(
+        self, request: pb.UpsertRequest, principal: Principal
+    ) -> tuple[Collection, PreparedUpsert]:
         collection = self.database.collection(request.collection)
         ids, vectors, attributes, tenants = _points_of(request, collection.dim)
-        count, sequence = collection.upsert(
+        prepared = collection.prepare_upsert(
             ids, vectors, attributes, tenants, acting_tenant=principal.tenant
         )
+        return collection, prepared
+
+    @staticmethod
+    def _commit(collection: Collection, prepared: PreparedUpsert) -> pb.UpsertResponse:
+        count, sequence = collection.commit_upsert(prepared)
         return pb.UpsertResponse(upserted=count, sequence=sequence)
 
     @unary
     def Upsert(self, request: pb.UpsertRequest, principal: Principal) -> pb.UpsertResponse:
-        return self._upsert(request, principal)
+        return self._commit(*self._prepare(request, principal))
 
     @streaming
     def UpsertStream(
         self, requests: Iterator[pb.UpsertRequest], principal: Principal
     ) -> Iterator[pb.UpsertResponse]:
-        for request in requests:
-            yield self._upsert(request, principal)
+        # Two stages: while batch i commits (mostly fsync, outside the GIL) on the committer
+        # thread, this thread decodes and validates batch i + 1. Acks keep request order.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecdb-commit") as committer:
+            pending: Future[pb.UpsertResponse] | None = None
+            for request in requests:
+                try:
+                    prepared = self._prepare(request, principal)
+                except Exception:
+                    if pending is not None:  # acknowledge what did commit, then fail
+                        yield pending.result()
+                    raise
+                if pending is not None:
+                    yield pending.result()
+                pending = committer.submit(self._commit, *prepared)
+            if pending is not None:
+                yield pending.result()
 
     @unary
     def Delete(self, request: pb.DeleteRequest, principal: Principal) -> pb.DeleteResponse:
