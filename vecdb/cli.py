@@ -226,6 +226,34 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    train = np.load(args.train_queries) if args.train_queries else None
+    with _client(args) as client, _progress(100, "%", f"build {args.collection}") as bar:
+        stages: list[str] = [""]
+        shown = [0]
+
+        def on_progress(stage: str, fraction: float) -> None:
+            if stage != stages[-1]:
+                stages.append(stage)
+                bar.set_postfix_str(stage)
+            target = int(fraction * 100)
+            if target > shown[0]:
+                bar.update(target - shown[0])
+                shown[0] = target
+
+        info = client.build_index(
+            args.collection,
+            recall_target=args.recall_target,
+            train_queries=train,
+            reduced_dim=args.reduced_dim,
+            code_bits=args.code_bits,
+            structure=args.structure,
+            on_progress=on_progress,
+        )
+    print(json.dumps(info))
+    return 0
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     with _client(args) as client:
         infos = (
@@ -344,6 +372,22 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--explain", action="store_true")
     _connection_options(batch)
     batch.set_defaults(func=cmd_batch)
+
+    build = commands.add_parser(
+        "build",
+        help="train the reduced, quantized index for a recall target",
+        description="Train the collection's approximate index (LeanVec projection, scalar codes, "
+        "graph or lists, exact rerank), choosing its knobs by measurement to reach the recall "
+        "target. With --train-queries (a .npy of real queries) the projection is query-aware.",
+    )
+    build.add_argument("collection")
+    build.add_argument("--recall-target", type=float, default=0.95, help="recall@10 to reach")
+    build.add_argument("--train-queries", help="float32 .npy of real queries (OOD projection)")
+    build.add_argument("--reduced-dim", type=int, help="fix the reduced dimension d'")
+    build.add_argument("--code-bits", type=int, help="fix the code bits (4 or 8)")
+    build.add_argument("--structure", choices=["hnsw", "ivf"], help="fix the search structure")
+    _connection_options(build)
+    build.set_defaults(func=cmd_build)
 
     stats = commands.add_parser(
         "stats",

@@ -331,6 +331,50 @@ class Client:
         response = self._call(self._stub.DropTenant, request)
         return response.revoked, response.deleted
 
+    # --- index -------------------------------------------------------------------------------
+
+    def build_index(
+        self,
+        collection: str,
+        *,
+        recall_target: float = 0.95,
+        train_queries: ArrayLike | None = None,
+        reduced_dim: int | None = None,
+        code_bits: int | None = None,
+        structure: str | None = None,
+        on_progress: Callable[[str, float], None] | None = None,
+        timeout: float | None = 3600.0,
+    ) -> dict[str, object]:
+        """Train the collection's approximate index for ``recall_target``; return its settings.
+
+        ``train_queries`` (real queries) make the projection query-aware (LeanVec-OOD) and are
+        used to measure recall; without them the build uses PCA and sampled points.
+        """
+        request = pb.BuildIndexRequest(
+            collection=collection,
+            recall_target=recall_target,
+            reduced_dim=reduced_dim or 0,
+            code_bits=code_bits or 0,
+            structure=structure or "",
+        )
+        if train_queries is not None:
+            request.train_queries = convert.vectors_to_bytes(
+                np.asarray(train_queries, dtype=np.float32)
+            )
+        info: dict[str, object] = {}
+        try:
+            for update in self._stub.BuildIndex(request, metadata=self._metadata, timeout=timeout):
+                if on_progress is not None:
+                    on_progress(update.stage, update.fraction)
+                if update.done:
+                    info = {
+                        f.name: getattr(update.index, f.name)
+                        for f in update.index.DESCRIPTOR.fields
+                    }
+        except grpc.RpcError as error:
+            raise _translate(error) from None
+        return info
+
     # --- search ------------------------------------------------------------------------------
 
     @staticmethod

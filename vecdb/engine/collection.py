@@ -11,20 +11,32 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from vecdb.engine import artefacts, planner
 from vecdb.engine.attributes import AttributeTable, Mask, Rows
-from vecdb.engine.errors import DimensionMismatch, InvalidArgument, PermissionDenied
+from vecdb.engine.errors import (
+    DimensionMismatch,
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+)
 from vecdb.engine.filters import Filter, evaluate
 from vecdb.engine.locks import ReadWriteLock
 from vecdb.engine.schema import CollectionSettings, Metric, check_name
 from vecdb.engine.store import PointRow, Store
 
+if TYPE_CHECKING:
+    from vecdb.engine.ann import AnnConfig, AnnIndex
+
 MAX_ID_LENGTH = 512
+MIN_INDEX_POINTS = 1_000
 Vectors = NDArray[np.float32]
 
 
@@ -95,8 +107,19 @@ class _Columns:
 class Collection:
     """One collection's searchable state, kept in step with its table in the store."""
 
-    def __init__(self, cid: int, settings: CollectionSettings, store: Store, next_row: int) -> None:
+    def __init__(
+        self,
+        cid: int,
+        settings: CollectionSettings,
+        store: Store,
+        next_row: int,
+        artefact_dir: Path | None = None,
+    ) -> None:
         self.cid = cid
+        self.artefact_dir = artefact_dir
+        self.index: AnnIndex | None = None
+        self.planner = planner.PlannerSettings()
+        self._index_recall_target = 0.0
         self.settings = settings
         self.store = store
         self.sequence = 0
@@ -544,18 +567,32 @@ class Collection:
         if tenant is not None:
             check_name("tenant", tenant)
         options = options or SearchOptions()
+        if k < 1:
+            raise InvalidArgument(f"k {k} is not allowed: k must be at least 1")
         with self._lock.read():
             n = self._rows
             mask = self.candidate_mask(tenant, filter)
             matching = self._live if mask is None else int(np.count_nonzero(mask))
-            selectivity = matching / self._live if self._live else 0.0
-            scores, rows = self._exact(matrix, k, mask, n)
+            index = None if options.exact else self.index
+            plan = planner.choose(
+                matching,
+                max(self._live, 1),
+                k,
+                filtered=mask is not None,
+                has_index=index is not None,
+                settings=self.planner,
+            )
+            if index is None or plan.name == planner.EXACT:
+                scores, rows = self._exact(matrix, k, mask, n)
+                scored = matching
+            else:
+                scores, rows, scored = self._indexed(matrix, k, mask, n, index, plan, options)
             explain = Explain(
-                plan="exact",
-                estimated_selectivity=selectivity,
+                plan=plan.name,
+                estimated_selectivity=plan.selectivity,
                 matching_points=matching,
-                candidates_scored=matching,
-                detail="brute force over the matching rows",
+                candidates_scored=scored,
+                detail=plan.reason,
             )
             ids = self._cols.ids
             hits = []
@@ -571,6 +608,206 @@ class Collection:
                     )
                 )
         return hits
+
+    # --- the approximate index -----------------------------------------------------------------
+
+    def build_index(
+        self,
+        *,
+        recall_target: float = 0.95,
+        train_queries: object | None = None,
+        config: AnnConfig | None = None,
+        progress: Callable[[str, float], None] | None = None,
+    ) -> dict[str, Any]:
+        """Train the reduced, quantized index on the current points; return its description.
+
+        Points written while it trains are covered by the exact scan of fresh rows.
+        """
+        from vecdb.engine.ann import AnnIndex
+
+        if not 0.0 < recall_target <= 1.0:
+            raise InvalidArgument(f"recall_target {recall_target} is not allowed: use (0, 1]")
+        queries = None
+        if train_queries is not None:
+            queries = self.check_vectors(train_queries, what="training query")
+        with self._lock.read():
+            n = self._rows
+            live = self._live
+            vectors = self._cols.vectors[:n].copy()
+            sequence = self.sequence
+        if live < MIN_INDEX_POINTS:
+            raise FailedPrecondition(
+                f"collection {self.name!r} has {live} points: an index needs at least "
+                f"{MIN_INDEX_POINTS} (smaller collections are searched exactly)"
+            )
+        index = AnnIndex.build(
+            vectors,
+            metric=self.metric.value,
+            recall_target=recall_target,
+            train_queries=queries,
+            config=config,
+            progress=progress,
+        )
+        if self.artefact_dir is not None:
+            artefacts.publish(
+                self.artefact_dir,
+                "index",
+                index.save,
+                {"covered_rows": n, "sequence": sequence, "recall_target": recall_target},
+            )
+        with self._lock.write():
+            self.index = index
+            self._index_recall_target = recall_target
+        return self.index_info()
+
+    def load_index(self) -> bool:
+        """Load the saved index, if any (on start); return True if one was loaded."""
+        if self.artefact_dir is None:
+            return False
+        found = artefacts.current(self.artefact_dir, "index")
+        if found is None:
+            return False
+        from vecdb.engine.ann import AnnIndex
+
+        folder, stamp = found
+        index = AnnIndex.load(folder)
+        if index.covered_rows > self._next_row:
+            return False  # not from this store: ignore rather than serve wrong rows
+        with self._lock.write():
+            self.index = index
+            target = stamp.get("recall_target", 0.0)
+            self._index_recall_target = float(target) if isinstance(target, int | float) else 0.0
+        return True
+
+    def index_info(self) -> dict[str, Any]:
+        """Return what the index is and what its build chose and measured."""
+        index = self.index
+        if index is None:
+            return {"kind": "exact"}
+        config = index.config
+        return {
+            "kind": "leanvec",
+            "reduced_dim": config.reduced_dim,
+            "code_bits": config.code_bits,
+            "structure": config.structure,
+            "graph_degree": config.graph_degree or 0,
+            "list_count": config.list_count or 0,
+            "ef_search": config.ef_search or 0,
+            "nprobe": config.nprobe or 0,
+            "rerank_factor": config.rerank_factor,
+            "projection": config.projection,
+            "recall_target": self._index_recall_target,
+            "measured_recall": index.measured_recall,
+            "indexed_points": index.covered_rows,
+            "build_seconds": index.build_seconds,
+            "memory_bytes": index.memory_bytes(),
+        }
+
+    def _indexed(
+        self,
+        queries: Vectors,
+        k: int,
+        mask: Mask | None,
+        n: int,
+        index: AnnIndex,
+        plan: planner.Plan,
+        options: SearchOptions,
+    ) -> tuple[NDArray[np.float32], Rows, int]:
+        """Answer through the index (plus an exact scan of rows written since it was built)."""
+        covered = min(index.covered_rows, n)
+        alive = self._cols.alive
+        allowed_all = alive[:n] if mask is None else mask
+        allowed = allowed_all[:covered]
+        everything = mask is None and bool(alive[:covered].all())
+        knobs: dict[str, Any] = {
+            "ef_search": options.ef_search,
+            "nprobe": options.nprobe,
+            "rerank_factor": options.rerank_factor,
+        }
+        if plan.name == planner.INDEX_POSTFILTER:
+            scores, rows = self._postfilter(queries, k, allowed, index, plan, knobs)
+        else:
+            scores, rows = index.search(
+                queries,
+                k,
+                vectors=self._cols.vectors,
+                allowed=None if everything else allowed,
+                **knobs,
+            )
+        scores = self._internal(scores)
+        expected = min(k, int(np.count_nonzero(allowed)))
+        short = np.count_nonzero(rows >= 0, axis=1) < expected
+        widening = 2
+        while short.any() and widening <= self.planner.max_widening:
+            # too few matches came back: widen the search for those queries only
+            wider = {
+                "ef_search": (options.ef_search or index.config.ef_search or 64) * widening,
+                "nprobe": (options.nprobe or index.config.nprobe or 8) * widening,
+                "rerank_factor": options.rerank_factor,
+            }
+            again_scores, again_rows = index.search(
+                queries[short], k, vectors=self._cols.vectors, allowed=allowed, **wider
+            )
+            scores[short] = self._internal(again_scores)
+            rows[short] = again_rows
+            short = np.count_nonzero(rows >= 0, axis=1) < expected
+            widening *= 2
+        if short.any():  # still short: exact over the matching rows guarantees k results
+            exact_scores, exact_rows = self._exact(
+                queries[short], k, np.concatenate([allowed, np.zeros(n - covered, np.bool_)]), n
+            )
+            scores[short] = exact_scores
+            rows[short] = exact_rows
+        if covered < n:
+            fresh = np.zeros(n, np.bool_)
+            fresh[covered:] = allowed_all[covered:n]
+            if fresh.any():
+                fresh_scores, fresh_rows = self._exact(queries, k, fresh, n)
+                scores, rows = merge_top_k(
+                    np.concatenate([scores, fresh_scores], axis=1),
+                    np.concatenate([rows, fresh_rows], axis=1),
+                    k,
+                )
+        rerank_factor = options.rerank_factor or index.config.rerank_factor
+        return scores, rows, math.ceil(k * rerank_factor) * queries.shape[0]
+
+    def _postfilter(
+        self,
+        queries: Vectors,
+        k: int,
+        allowed: Mask,
+        index: AnnIndex,
+        plan: planner.Plan,
+        knobs: dict[str, Any],
+    ) -> tuple[NDArray[np.float32], Rows]:
+        """Search unfiltered with over-fetch, then keep the best ``k`` allowed results."""
+        fetch = min(len(allowed), math.ceil(k / max(plan.selectivity, 1e-6) * 1.5) + k)
+        ef = max(knobs["ef_search"] or index.config.ef_search or 0, fetch)
+        scores, rows = index.search(
+            queries,
+            fetch,
+            vectors=self._cols.vectors,
+            allowed=None,
+            ef_search=ef,
+            nprobe=knobs["nprobe"],
+            rerank_factor=knobs["rerank_factor"],
+        )
+        keep = rows >= 0
+        keep[keep] = allowed[rows[keep]]
+        bad = -np.inf if self.metric.higher_is_better else np.inf
+        scores = np.where(keep, scores, bad).astype(np.float32)
+        rows = np.where(keep, rows, -1)
+        internal, rows = merge_top_k(self._internal(scores), rows, k)
+        return self._external(internal), rows
+
+    def _internal(self, scores: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Index scores (l2: distances) as higher-is-better scores."""
+        if self.metric is Metric.L2:
+            return np.negative(scores).astype(np.float32)
+        return scores.astype(np.float32, copy=True)
+
+    def _external(self, internal: NDArray[np.float32]) -> NDArray[np.float32]:
+        return self._internal(internal)  # negation is its own inverse
 
     def _internal_scores(self, queries: Vectors, rows: Rows | None, n: int) -> NDArray[np.float32]:
         """Return (m, len(rows) or n) scores where higher is better, for every metric."""
@@ -638,8 +875,29 @@ def top_k(scores: NDArray[np.float32], rows: Rows, k: int) -> tuple[NDArray[np.f
     return out_scores, out_rows
 
 
-def finite_or_raise(value: float, what: str) -> float:
-    """Return ``value`` if it is finite, else raise InvalidArgument naming ``what``."""
-    if not math.isfinite(value):
-        raise InvalidArgument(f"{what} must be finite, got {value!r}")
-    return value
+def merge_top_k(
+    scores: NDArray[np.float32], rows: Rows, k: int
+) -> tuple[NDArray[np.float32], Rows]:
+    """Return the ``k`` best (higher-is-better) per query among per-query candidate rows.
+
+    Rows may repeat across the candidate lists being merged; each is kept once.
+    """
+    m, count = scores.shape
+    scores = np.where(rows >= 0, scores, -np.inf).astype(np.float32)
+    # drop duplicates of a row within a query (keep its first, best-scored copy)
+    order = np.lexsort((-scores, rows), axis=1)
+    sorted_rows = np.take_along_axis(rows, order, axis=1)
+    duplicate = np.zeros_like(sorted_rows, dtype=np.bool_)
+    duplicate[:, 1:] = (sorted_rows[:, 1:] == sorted_rows[:, :-1]) & (sorted_rows[:, 1:] >= 0)
+    drop = np.zeros_like(duplicate)
+    np.put_along_axis(drop, order, duplicate, axis=1)
+    scores[drop] = -np.inf
+    width = min(k, count)
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :width]
+    out_scores = np.full((m, k), -np.inf, dtype=np.float32)
+    out_rows = np.full((m, k), -1, dtype=np.int64)
+    picked = np.take_along_axis(scores, best, axis=1)
+    finite = np.isfinite(picked)
+    out_scores[:, :width] = np.where(finite, picked, -np.inf)
+    out_rows[:, :width] = np.where(finite, np.take_along_axis(rows, best, axis=1), -1)
+    return out_scores, out_rows

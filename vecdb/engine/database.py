@@ -26,8 +26,15 @@ class Database:
         self._lock = threading.Lock()
         self._collections: dict[str, Collection] = {}
         for stored in self.store.collections():
-            collection = Collection(stored.cid, stored.settings, self.store, stored.next_row)
+            collection = Collection(
+                stored.cid,
+                stored.settings,
+                self.store,
+                stored.next_row,
+                self.data_dir / "collections" / str(stored.cid),
+            )
             collection.load(stored.sequence)
+            collection.load_index()
             self._collections[stored.settings.name] = collection
 
     def close(self) -> None:
@@ -39,10 +46,6 @@ class Database:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def artefact_dir(self, collection: Collection) -> Path:
-        """Return the directory holding a collection's derived files (index, partitions)."""
-        return self.data_dir / "collections" / str(collection.cid)
 
     def create_collection(
         self,
@@ -57,7 +60,9 @@ class Database:
             if name in self._collections:
                 raise AlreadyExists(f"collection {name!r} already exists")
             cid = self.store.create_collection(settings)
-            collection = Collection(cid, settings, self.store, 0)
+            collection = Collection(
+                cid, settings, self.store, 0, self.data_dir / "collections" / str(cid)
+            )
             self._collections[name] = collection
         return collection
 
@@ -67,7 +72,8 @@ class Database:
             collection = self.collection(name)
             self.store.drop_collection(collection.cid)
             del self._collections[name]
-        shutil.rmtree(self.artefact_dir(collection), ignore_errors=True)
+        if collection.artefact_dir is not None:
+            shutil.rmtree(collection.artefact_dir, ignore_errors=True)
 
     def collection(self, name: str) -> Collection:
         """Return the named collection, or raise NotFound listing the ones there are."""

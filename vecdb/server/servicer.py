@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import queue
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -87,7 +88,7 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
             schema=convert.schema_to_proto(collection.settings.schema),
             point_count=len(collection),
             tenant_count=collection.tenant_count(),
-            index=pb.IndexInfo(kind="exact"),
+            index=pb.IndexInfo(**collection.index_info()),
         )
 
     @unary
@@ -311,6 +312,50 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
                 results=self._results(request.query, hits, collection),
                 explain=self._explain(request.query, hits),
             )
+
+    @streaming
+    def BuildIndex(
+        self, request: pb.BuildIndexRequest, principal: Principal
+    ) -> Iterator[pb.BuildIndexProgress]:
+        principal.require_admin("build indexes")
+        collection = self.database.collection(request.collection)
+        train_queries = None
+        if request.train_queries:
+            count, remainder = divmod(len(request.train_queries), 4 * collection.dim)
+            if remainder or not count:
+                raise InvalidArgument(
+                    f"train_queries holds {len(request.train_queries)} bytes: expected a "
+                    f"multiple of {4 * collection.dim} (float32 rows of dim {collection.dim})"
+                )
+            train_queries = convert.vectors_from_bytes(request.train_queries, count, collection.dim)
+        config = None
+        if request.reduced_dim or request.code_bits or request.structure:
+            from vecdb.engine.ann import AnnConfig
+
+            config = AnnConfig(
+                reduced_dim=request.reduced_dim or None,
+                code_bits=request.code_bits or None,
+                structure=request.structure or None,
+            )
+        updates: queue.Queue[tuple[str, float]] = queue.Queue()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecdb-build") as builder:
+            built = builder.submit(
+                collection.build_index,
+                recall_target=request.recall_target or 0.95,
+                train_queries=train_queries,
+                config=config,
+                progress=lambda stage, fraction: updates.put((stage, fraction)),
+            )
+            while not built.done() or not updates.empty():
+                try:
+                    stage, fraction = updates.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                yield pb.BuildIndexProgress(stage=stage, fraction=fraction)
+            info = built.result()
+        yield pb.BuildIndexProgress(
+            stage="done", fraction=1.0, done=True, index=pb.IndexInfo(**info)
+        )
 
 
 def _points_of(
