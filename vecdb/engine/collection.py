@@ -89,7 +89,7 @@ class PreparedUpsert:
     vectors: Vectors
     attributes: list[dict[str, object]]
     tenants: list[list[str]]
-    encoded: list[tuple[str, bytes, str | None, str | None]]
+    encoded: list[tuple[str, str | None, str | None]]
     acting_tenant: str | None
 
 
@@ -172,7 +172,7 @@ class Collection:
 
     def load(self, sequence: int) -> None:
         """Fill memory from the store (on start)."""
-        loaded = self.store.load_points(self.cid, self.dim)
+        loaded = self.store.load_points(self.cid, self.dim, self._next_row)
         with self._write_mutex, self._lock.write():
             self.sequence = sequence
             if len(loaded.ids) == 0:
@@ -286,7 +286,6 @@ class Collection:
         encoded = [
             (
                 point_id,
-                matrix[i].tobytes(),
                 json.dumps(checked_attrs[i]) if checked_attrs[i] else None,
                 json.dumps(checked_tenants[i]) if checked_tenants[i] else None,
             )
@@ -308,8 +307,11 @@ class Collection:
             records: list[PointRow] = [
                 (row, *fields) for row, fields in enumerate(prepared.encoded, start)
             ]
+            # vectors first (fsynced), then the rows that make the points exist
+            self.store.vector_file(self.cid, self.dim).write(start, prepared.vectors)
+            replaced = [self._row_of[i] for i in prepared.ids if i in self._row_of]
             with self.store.transaction() as db:
-                sequence = Store.write_points(db, self.cid, records, start + n)
+                sequence = Store.write_points(db, self.cid, records, start + n, replaced)
             with self._lock.write():
                 self._next_row = start + n
                 self._grow(start + n)
@@ -325,6 +327,8 @@ class Collection:
         return n, sequence
 
     def _check_tenants(self, tenants: list[str], acting_tenant: str | None) -> list[str]:
+        if not tenants and acting_tenant is None:
+            return tenants
         unique = list(dict.fromkeys(tenants))
         for tenant in unique:
             check_name("tenant", tenant)
@@ -418,7 +422,7 @@ class Collection:
             if acting_tenant is not None:
                 self._check_owned(present, acting_tenant, "delete")
             with self.store.transaction() as db:
-                sequence = Store.delete_points(db, self.cid, present)
+                sequence = Store.delete_points(db, self.cid, [self._row_of[i] for i in present])
             with self._lock.write():
                 self._tombstone(np.asarray([self._row_of[i] for i in present], dtype=np.int64))
                 self.sequence = sequence
@@ -449,10 +453,7 @@ class Collection:
             sequence = Store.set_tenants(
                 db,
                 self.cid,
-                [
-                    (json.dumps(list(access)) if access else None, str(cols.ids[row]))
-                    for row, access in changes
-                ],
+                [(json.dumps(list(access)) if access else None, row) for row, access in changes],
             )
         with self._lock.write():
             rows = self._tenant_rows.setdefault(tenant, set())

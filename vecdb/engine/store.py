@@ -1,12 +1,21 @@
-"""The durable store: SQLite (WAL, synchronous=FULL), the source of truth for all points.
+"""The durable store: SQLite (WAL, synchronous=FULL) plus one row-addressed vector file per collection.
 
-Each collection has its own table ``points_<cid>`` keyed by the point's row number; a write request
-is one transaction, and a caller is told "done" only after it has committed.
+SQLite is the source of truth for collections and points: each collection has a table
+``points_<cid>`` keyed by row number with the point's id, attributes and access list, and a point
+exists exactly when its row is there. The float32 vectors live in ``vectors/<cid>.f32``, row ``r``
+at byte offset ``r * dim * 4``, so bulk writes are one sequential append and a restart reads the
+matrix in one call instead of parsing a blob per point.
+
+A write request is one SQLite transaction. Its vectors are written and fsynced into the vector file
+*before* that transaction commits, and a caller is told "done" only after the commit, so an
+acknowledged point always has its vector on disk; bytes written for a request that never committed
+sit in rows no table row refers to, and are overwritten by the next write.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -51,8 +60,44 @@ class LoadedPoints:
     tenants: list[list[str]]
 
 
-PointRow = tuple[int, str, bytes, str | None, str | None]
-"""(row, id, vector bytes, attributes JSON or None, tenants JSON or None)."""
+PointRow = tuple[int, str, str | None, str | None]
+"""(row, id, attributes JSON or None, tenants JSON or None)."""
+
+
+class VectorFile:
+    """A collection's vectors: float32 rows at fixed offsets in one file."""
+
+    def __init__(self, path: Path, dim: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.row_bytes = dim * 4
+        self.dim = dim
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def write(self, start_row: int, vectors: NDArray[np.float32]) -> None:
+        """Write rows ``start_row..`` and fsync them (before the store commits their points)."""
+        data = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
+        offset = start_row * self.row_bytes
+        written = 0
+        while written < len(data):
+            written += os.pwrite(self._fd, data[written:], offset + written)
+        os.fdatasync(self._fd)
+
+    def read(self, rows: int) -> NDArray[np.float32]:
+        """Return rows ``0..rows-1`` as a (rows, dim) array (unwritten rows read as zeros)."""
+        out = np.zeros((rows, self.dim), dtype=np.float32)
+        size = min(os.fstat(self._fd).st_size, rows * self.row_bytes)
+        if size:
+            raw = os.pread(self._fd, size, 0)
+            whole = len(raw) // self.row_bytes
+            out[:whole] = np.frombuffer(raw, dtype="<f4", count=whole * self.dim).reshape(
+                whole, self.dim
+            )
+        return out
+
+    def close(self) -> None:
+        """Close the file."""
+        os.close(self._fd)
 
 
 class Store:
@@ -61,6 +106,8 @@ class Store:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.vector_dir = path.parent / "vectors"
+        self._vector_files: dict[int, VectorFile] = {}
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
             str(path), isolation_level=None, check_same_thread=False, timeout=30.0
@@ -77,6 +124,17 @@ class Store:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 self._db.close()
+                for vector_file in self._vector_files.values():
+                    vector_file.close()
+                self._vector_files.clear()
+
+    def vector_file(self, cid: int, dim: int) -> VectorFile:
+        """Return the vector file of a collection (opened once)."""
+        found = self._vector_files.get(cid)
+        if found is None:
+            found = VectorFile(self.vector_dir / f"{cid}.f32", dim)
+            self._vector_files[cid] = found
+        return found
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -114,8 +172,7 @@ class Store:
             assert cid is not None
             db.execute(
                 f"CREATE TABLE points_{cid} ("
-                "row INTEGER PRIMARY KEY, id TEXT UNIQUE NOT NULL, vector BLOB NOT NULL, "
-                "attributes TEXT, tenants TEXT)"
+                "row INTEGER PRIMARY KEY, id TEXT NOT NULL, attributes TEXT, tenants TEXT)"
             )
         return int(cid)
 
@@ -124,24 +181,29 @@ class Store:
         with self.transaction() as db:
             db.execute("DELETE FROM collections WHERE cid = ?", (cid,))
             db.execute(f"DROP TABLE IF EXISTS points_{cid}")
+        vector_file = self._vector_files.pop(cid, None)
+        if vector_file is not None:
+            vector_file.close()
+        (self.vector_dir / f"{cid}.f32").unlink(missing_ok=True)
 
     # --- points ------------------------------------------------------------------------------
 
-    def load_points(self, cid: int, dim: int) -> LoadedPoints:
+    def load_points(self, cid: int, dim: int, next_row: int) -> LoadedPoints:
         """Return every point of a collection in row order."""
         with self._lock:
             records = self._db.execute(
-                f"SELECT row, id, vector, attributes, tenants FROM points_{cid} ORDER BY row"
+                f"SELECT row, id, attributes, tenants FROM points_{cid} ORDER BY row"
             ).fetchall()
         n = len(records)
         if n == 0:
             return LoadedPoints(np.zeros(0, np.int64), [], np.zeros((0, dim), np.float32), [], [])
-        rows_col, ids, blobs, attrs, tenants = zip(*records, strict=True)
-        vectors = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(n, dim).astype(np.float32)
+        rows_col, ids, attrs, tenants = zip(*records, strict=True)
+        rows = np.fromiter(rows_col, dtype=np.int64, count=n)
+        matrix = self.vector_file(cid, dim).read(max(next_row, int(rows[-1]) + 1))
         return LoadedPoints(
-            rows=np.fromiter(rows_col, dtype=np.int64, count=n),
+            rows=rows,
             ids=list(ids),
-            vectors=vectors,
+            vectors=matrix[rows],
             attributes=[json.loads(a) if a else {} for a in attrs],
             tenants=[json.loads(t) if t else [] for t in tenants],
         )
@@ -152,27 +214,38 @@ class Store:
         cid: int,
         records: Sequence[PointRow],
         next_row: int,
+        replaced_rows: Sequence[int] = (),
     ) -> int:
-        """Insert or replace points (inside a transaction); return the collection's new sequence."""
+        """Insert points and delete the rows they replace (inside a transaction).
+
+        Ids are unique per collection because the engine, its single writer, always deletes the
+        row an id had in the same transaction that inserts its new row; so the table needs no
+        index on id. Returns the collection's new sequence.
+        """
+        if replaced_rows:
+            Store._delete_rows(db, cid, replaced_rows)
         db.executemany(
-            f"INSERT OR REPLACE INTO points_{cid}(row, id, vector, attributes, tenants) "
-            "VALUES (?, ?, ?, ?, ?)",
+            f"INSERT INTO points_{cid}(row, id, attributes, tenants) VALUES (?, ?, ?, ?)",
             records,
         )
         return Store._bump(db, cid, next_row=next_row)
 
     @staticmethod
-    def delete_points(db: sqlite3.Connection, cid: int, ids: Sequence[str]) -> int:
-        """Delete points by id (inside a transaction); return the collection's new sequence."""
-        db.executemany(f"DELETE FROM points_{cid} WHERE id = ?", [(i,) for i in ids])
+    def _delete_rows(db: sqlite3.Connection, cid: int, rows: Sequence[int]) -> None:
+        db.executemany(f"DELETE FROM points_{cid} WHERE row = ?", [(r,) for r in rows])
+
+    @staticmethod
+    def delete_points(db: sqlite3.Connection, cid: int, rows: Sequence[int]) -> int:
+        """Delete points by row (inside a transaction); return the collection's new sequence."""
+        Store._delete_rows(db, cid, rows)
         return Store._bump(db, cid)
 
     @staticmethod
     def set_tenants(
-        db: sqlite3.Connection, cid: int, changes: Sequence[tuple[str | None, str]]
+        db: sqlite3.Connection, cid: int, changes: Sequence[tuple[str | None, int]]
     ) -> int:
-        """Set the tenants JSON of points by id (inside a transaction); return the new sequence."""
-        db.executemany(f"UPDATE points_{cid} SET tenants = ? WHERE id = ?", changes)
+        """Set the tenants JSON of points by row (inside a transaction); return the new sequence."""
+        db.executemany(f"UPDATE points_{cid} SET tenants = ? WHERE row = ?", changes)
         return Store._bump(db, cid)
 
     @staticmethod
