@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -60,19 +60,12 @@ def _read_points(
     ids: list[str] = []
     attributes: list[dict[str, object]] = []
     tenants: list[list[str]] = []
-    with path.open() as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InvalidArgument(f"{path}:{number}: not JSON: {error}") from None
-            if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-                raise InvalidArgument(f'{path}:{number}: each line needs "id" (a string)')
-            ids.append(record["id"])
-            attributes.append(record.get("attributes") or {})
-            tenants.append(list(record.get("tenants") or []))
+    for number, record in _jsonl(path):
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+            raise InvalidArgument(f'{path}:{number}: each line needs "id" (a string)')
+        ids.append(record["id"])
+        attributes.append(record.get("attributes") or {})
+        tenants.append(list(record.get("tenants") or []))
     if len(ids) != count:
         raise InvalidArgument(f"{path} has {len(ids)} points but the vectors file has {count} rows")
     return ids, attributes, tenants
@@ -169,32 +162,27 @@ def _read_queries(path: Path, vectors_path: Path | None, default_k: int) -> list
 
     companion = np.load(vectors_path, mmap_mode="r") if vectors_path else None
     queries = []
-    with path.open() as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InvalidArgument(f"{path}:{number}: not JSON: {error}") from None
-            query_id = str(record.get("id", number))
-            if "vector" in record:
-                vector = np.asarray(record["vector"], dtype=np.float32)
-            elif "row" in record and companion is not None:
-                vector = np.asarray(companion[int(record["row"])], dtype=np.float32)
-            else:
-                raise InvalidArgument(
-                    f'{path}:{number}: each query needs "vector", or "row" with --vectors FILE.npy'
-                )
-            queries.append(
-                Query(
-                    query_id=query_id,
-                    vector=vector,
-                    k=int(record.get("k", default_k)),
-                    tenant=record.get("tenant"),
-                    filter=record.get("filter"),
-                )
+    for number, record in _jsonl(path):
+        if not isinstance(record, dict):
+            raise InvalidArgument(f"{path}:{number}: each line must be a JSON object")
+        query_id = str(record.get("id", number))
+        if "vector" in record:
+            vector = np.asarray(record["vector"], dtype=np.float32)
+        elif "row" in record and companion is not None:
+            vector = np.asarray(companion[int(record["row"])], dtype=np.float32)
+        else:
+            raise InvalidArgument(
+                f'{path}:{number}: each query needs "vector", or "row" with --vectors FILE.npy'
             )
+        queries.append(
+            Query(
+                query_id=query_id,
+                vector=vector,
+                k=int(record.get("k", default_k)),
+                tenant=record.get("tenant"),
+                filter=record.get("filter"),
+            )
+        )
     return queries
 
 
