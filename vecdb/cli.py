@@ -54,6 +54,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # --- ingest ----------------------------------------------------------------------------------
 
 
+def _jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """Yield (line number, parsed object) for each non-blank line of a JSONL file."""
+    with path.open() as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as error:
+                raise InvalidArgument(f"{path}:{number}: not JSON: {error}") from None
+
+
 def _read_points(
     path: Path, count: int
 ) -> tuple[list[str], list[dict[str, object]], list[list[str]]]:
