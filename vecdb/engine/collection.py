@@ -720,10 +720,11 @@ class Collection:
         allowed_all = alive[:n] if mask is None else mask
         allowed = allowed_all[:covered]
         everything = mask is None and bool(alive[:covered].all())
+        rerank = None if options.rerank_factor is None else max(1, math.ceil(options.rerank_factor))
         knobs: dict[str, Any] = {
             "ef_search": options.ef_search,
             "nprobe": options.nprobe,
-            "rerank_factor": options.rerank_factor,
+            "rerank_factor": rerank,
         }
         if plan.name == planner.INDEX_POSTFILTER:
             scores, rows = self._postfilter(queries, k, allowed, index, plan, knobs)
@@ -744,7 +745,7 @@ class Collection:
             wider = {
                 "ef_search": (options.ef_search or index.config.ef_search or 64) * widening,
                 "nprobe": (options.nprobe or index.config.nprobe or 8) * widening,
-                "rerank_factor": options.rerank_factor,
+                "rerank_factor": rerank,
             }
             again_scores, again_rows = index.search(
                 queries[short], k, vectors=self._cols.vectors, allowed=allowed, **wider

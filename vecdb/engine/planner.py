@@ -55,12 +55,19 @@ def choose(
     selectivity = matching / indexed if indexed else 0.0
     if not has_index:
         return Plan(EXACT, selectivity, "no index built: exact scan")
-    if matching <= max(settings.exact_rows, k) or selectivity <= settings.exact_fraction:
+    if matching <= max(settings.exact_rows, k):
         return Plan(
             EXACT,
             selectivity,
-            f"{matching} matching rows (selectivity {selectivity:.4f} <= "
-            f"{settings.exact_fraction}): exact scan is cheaper than the index",
+            f"{matching} matching rows (<= {max(settings.exact_rows, k)}): "
+            "exact scan is cheaper than the index",
+        )
+    if selectivity <= settings.exact_fraction:
+        return Plan(
+            EXACT,
+            selectivity,
+            f"selectivity {selectivity:.4f} <= {settings.exact_fraction}: "
+            "exact scan of the matching rows is cheaper than the index",
         )
     if not filtered:
         return Plan(INDEX, selectivity, "no filter or tenant: plain index search")
