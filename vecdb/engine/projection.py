@@ -37,6 +37,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 from vecdb.engine.errors import InvalidArgument
 
@@ -54,13 +55,15 @@ class Projection:
 
     Both matrices are ``(reduced_dim, dim)`` float32. For PCA they are the same array; reduced
     inner products approximate the full ones (``(A q)·(B x) ≈ q·x``), and for PCA also reduced
-    squared distances approximate the full ones.
+    squared distances approximate the full ones. ``offset`` (the data mean, used for squared
+    distances only, where a common shift cancels) is subtracted from both sides first.
     """
 
     data_matrix: FloatMatrix
     query_matrix: FloatMatrix
     kind: Literal["pca", "ood"]
     method: str
+    offset: FloatMatrix | None = None
 
     @property
     def dim(self) -> int:
@@ -74,34 +77,50 @@ class Projection:
 
     def project_data(self, vectors: NDArray[np.floating]) -> FloatMatrix:
         """Return the stored vectors mapped to ``(n, reduced_dim)`` float32."""
-        return _apply(self.data_matrix, vectors)
+        return _apply(self.data_matrix, vectors, self.offset)
 
     def project_queries(self, queries: NDArray[np.floating]) -> FloatMatrix:
         """Return the queries mapped to ``(m, reduced_dim)`` float32."""
-        return _apply(self.query_matrix, queries)
+        return _apply(self.query_matrix, queries, self.offset)
 
 
-def _apply(matrix: FloatMatrix, vectors: NDArray[np.floating]) -> FloatMatrix:
+def _apply(
+    matrix: FloatMatrix, vectors: NDArray[np.floating], offset: FloatMatrix | None
+) -> FloatMatrix:
     if vectors.ndim != 2 or vectors.shape[1] != matrix.shape[1]:
         raise InvalidArgument(
             f"vectors of shape {vectors.shape} do not match the projection's input dimension "
             f"{matrix.shape[1]}"
         )
-    out: FloatMatrix = np.asarray(vectors, dtype=np.float32) @ matrix.T
+    rows = np.asarray(vectors, dtype=np.float32)
+    if offset is not None:
+        rows = rows - offset
+    out: FloatMatrix = rows @ matrix.T
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def second_moment(vectors: NDArray[np.floating], *, center: bool = False) -> NDArray[np.float64]:
-    """Return ``E[x xᵀ]`` (or the covariance when ``center``) as a float64 ``(d, d)`` matrix."""
+def mean_of(vectors: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Return the mean row as float64, block-wise (works on memory maps)."""
+    total = np.zeros(vectors.shape[1], dtype=np.float64)
+    for start in range(0, vectors.shape[0], _MOMENT_BLOCK_ROWS):
+        total += np.asarray(vectors[start : start + _MOMENT_BLOCK_ROWS], dtype=np.float64).sum(
+            axis=0
+        )
+    mean: NDArray[np.float64] = total / max(1, vectors.shape[0])
+    return mean
+
+
+def second_moment(
+    vectors: NDArray[np.floating], *, offset: NDArray[np.float64] | None = None
+) -> NDArray[np.float64]:
+    """Return ``E[(x - offset)(x - offset)ᵀ]`` as a float64 ``(d, d)`` matrix (block-wise)."""
     n, dim = vectors.shape
     if n == 0:
         raise InvalidArgument("cannot fit a projection on zero vectors")
-    mean = np.zeros(dim, dtype=np.float64)
-    if center:
-        mean = np.asarray(vectors, dtype=np.float64).mean(axis=0)
+    shift = np.zeros(dim, dtype=np.float64) if offset is None else offset
     moment = np.zeros((dim, dim), dtype=np.float64)
     for start in range(0, n, _MOMENT_BLOCK_ROWS):
-        block = np.asarray(vectors[start : start + _MOMENT_BLOCK_ROWS], dtype=np.float64) - mean
+        block = np.asarray(vectors[start : start + _MOMENT_BLOCK_ROWS], dtype=np.float64) - shift
         moment += block.T @ block
     moment /= n
     return (moment + moment.T) / 2.0
@@ -116,7 +135,9 @@ def _top_eigenvectors(matrix: NDArray[np.float64], count: int) -> NDArray[np.flo
 
 def _check_reduced_dim(reduced_dim: int, dim: int) -> None:
     if not 1 <= reduced_dim <= dim:
-        raise InvalidArgument(f"reduced_dim {reduced_dim} must be between 1 and the dimension {dim}")
+        raise InvalidArgument(
+            f"reduced_dim {reduced_dim} must be between 1 and the dimension {dim}"
+        )
 
 
 def fit_pca(
@@ -125,19 +146,30 @@ def fit_pca(
     *,
     center: bool = False,
     moment: NDArray[np.float64] | None = None,
+    mean: NDArray[np.float64] | None = None,
 ) -> Projection:
     """Return the LeanVec-ID projection: the top principal directions of the data.
 
     ``center=False`` uses the uncentred second moment, which keeps the mean direction (it carries
-    real inner-product mass for embeddings); ``center=True`` uses the covariance, which is what
-    squared distances need (a common offset cancels in differences). ``moment`` may pass a
-    precomputed matrix to fit several ``reduced_dim`` cheaply.
+    real inner-product mass for embeddings) and suits inner products; ``center=True`` uses the
+    covariance and subtracts the mean, which suits squared distances. ``moment`` (and ``mean``
+    when centring) may pass precomputed statistics to fit several ``reduced_dim`` cheaply.
     """
     dim = int(data.shape[1])
     _check_reduced_dim(reduced_dim, dim)
-    kx = second_moment(data, center=center) if moment is None else moment
-    basis = _top_eigenvectors(kx, reduced_dim).astype(np.float32)
-    return Projection(basis, basis, kind="pca", method="centered" if center else "uncentered")
+    offset = None
+    if center:
+        offset = mean_of(data) if mean is None else mean
+    kx = second_moment(data, offset=offset) if moment is None else moment
+    with threadpool_limits(limits=1, user_api="blas"):
+        basis = _top_eigenvectors(kx, reduced_dim).astype(np.float32)
+    return Projection(
+        basis,
+        basis,
+        kind="pca",
+        method="centered" if center else "uncentered",
+        offset=None if offset is None else offset.astype(np.float32),
+    )
 
 
 def ood_loss(
@@ -177,10 +209,13 @@ def _fit_eigen(
 def _spectral_lmo(gradient: NDArray[np.float64]) -> NDArray[np.float64]:
     """Return argmin over the spectral-norm unit ball of ``<gradient, S>``: ``-U Vᵀ``."""
     u, _, vt = np.linalg.svd(gradient, full_matrices=False)
-    return -(u @ vt)
+    vertex: NDArray[np.float64] = -(u @ vt)
+    return vertex
 
 
-def _line_search(gradient: NDArray[np.float64], direction: NDArray[np.float64], curvature: float) -> float:
+def _line_search(
+    gradient: NDArray[np.float64], direction: NDArray[np.float64], curvature: float
+) -> float:
     """Return the exact minimiser in [0, 1] of a quadratic along a Frank-Wolfe direction."""
     slope = float(np.einsum("ij,ij->", gradient, direction))
     if slope >= 0.0:
@@ -252,15 +287,19 @@ def fit_ood(
     method: OodMethod = "frank_wolfe",
     iterations: int = 60,
     tolerance: float = 1e-5,
-    eigen_grid: int = 21,
+    eigen_grid: int = 11,
     regularization: float = 1e-4,
+    center: bool = False,
     data_moment: NDArray[np.float64] | None = None,
     query_moment: NDArray[np.float64] | None = None,
+    mean: NDArray[np.float64] | None = None,
 ) -> Projection:
     """Return the LeanVec-OOD projection fitted on documents and a sample of queries.
 
-    ``data_moment`` / ``query_moment`` may pass precomputed second moments (``E[x xᵀ]``) so that
-    several ``reduced_dim`` can be fitted without another pass over the data.
+    ``center`` subtracts the data mean from both sides first (for squared distances).
+    ``data_moment`` / ``query_moment`` (and ``mean`` when centring) may pass precomputed
+    statistics (``E[x xᵀ]`` of the shifted rows) so that several ``reduced_dim`` can be fitted
+    without another pass over the data.
     """
     dim = int(data.shape[1])
     _check_reduced_dim(reduced_dim, dim)
@@ -270,21 +309,27 @@ def fit_ood(
         )
     if method not in OOD_METHODS:
         raise InvalidArgument(f"unknown OOD method {method!r}; allowed: {', '.join(OOD_METHODS)}")
-    kx = second_moment(data) if data_moment is None else data_moment
-    kq = second_moment(queries) if query_moment is None else query_moment
-    if method == "closed_form":
-        a, b = _fit_closed_form(kq, kx, reduced_dim, regularization)
-        label = "closed_form"
-    else:
-        basis, beta = _fit_eigen(kq, kx, reduced_dim, eigen_grid)
-        a = b = basis
-        label = f"eigen(beta={beta:.2f})"
-        if method == "frank_wolfe":
-            a, b = _fit_frank_wolfe(kq, kx, basis, iterations, tolerance)
-            label = f"frank_wolfe(from beta={beta:.2f})"
+    offset = None
+    if center:
+        offset = mean_of(data) if mean is None else mean
+    kx = second_moment(data, offset=offset) if data_moment is None else data_moment
+    kq = second_moment(queries, offset=offset) if query_moment is None else query_moment
+    # These are small d x d factorisations: threaded BLAS only adds contention here.
+    with threadpool_limits(limits=1, user_api="blas"):
+        if method == "closed_form":
+            a, b = _fit_closed_form(kq, kx, reduced_dim, regularization)
+            label = "closed_form"
+        else:
+            basis, beta = _fit_eigen(kq, kx, reduced_dim, eigen_grid)
+            a = b = basis
+            label = f"eigen(beta={beta:.2f})"
+            if method == "frank_wolfe":
+                a, b = _fit_frank_wolfe(kq, kx, basis, iterations, tolerance)
+                label = f"frank_wolfe(from beta={beta:.2f})"
     return Projection(
         np.ascontiguousarray(b, dtype=np.float32),
         np.ascontiguousarray(a, dtype=np.float32),
         kind="ood",
         method=label,
+        offset=None if offset is None else offset.astype(np.float32),
     )
