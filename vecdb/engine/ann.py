@@ -1,0 +1,1046 @@
+"""The approximate nearest-neighbour index: reduced, quantized, partitioned, then exactly reranked.
+
+Search runs in two stages, as in LeanVec:
+
+1. **Primary**: queries and rows are projected to ``d' < d`` dims (:mod:`vecdb.engine.projection`:
+   PCA for in-distribution queries, LeanVec-OOD when training queries are given) and searched in a
+   faiss structure over quantized codes of the reduced rows: an inverted file over 8-bit scalar
+   codes (``IVF…,SQ8``) or 4-bit fast-scan PQ codes (``IVF…,PQ…x4fs``, after a random rotation that
+   spreads the variance over the sub-quantizers), or an HNSW graph over scalar codes
+   (``HNSW…_SQ8``). The structure is described by its faiss ``index_factory`` string.
+2. **Rerank**: the top ``k · rerank_factor`` candidates are re-scored exactly against the
+   full-precision vectors the caller passes (an array or a memory map), as one gathered batch.
+
+:meth:`AnnIndex.build` chooses every knob the caller leaves open by measuring recall@10 against
+exact search on held-out queries (a split of the training queries, or sampled rows):
+
+- ``reduced_dim``: the smallest ``d'`` on a grid whose *flat* reduced search, reranked at
+  ``rerank_factor`` 8, keeps recall above the target with half of the remaining error budget to
+  spare for the quantizer and the structure;
+- structure, code bits, graph degree / list count: each candidate is built and measured, the
+  cheapest to reach the target wins (HNSW candidates only up to ``HNSW_AUTO_MAX_ROWS`` rows:
+  above that a graph build alone costs more than the whole IVF path, and it lost on every set
+  measured; a caller may still ask for ``structure="hnsw"``);
+- ``ef_search`` / ``nprobe`` and ``rerank_factor``: for each candidate the sweep takes, per
+  ``ef_search`` / ``nprobe``, the smallest rerank factor reaching the target, times that
+  operating point with the real search path, and keeps the fastest.
+
+Rows are the positions ``0 .. covered_rows - 1`` of the collection's matrix; faiss ids are row
+numbers. ``allowed`` masks go down to faiss as an ``IDSelectorBitmap`` so filtered rows are skipped
+inside the structure, and are checked again on the candidates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+# faiss' OpenMP threads spin at barriers by default; when they share cores with other threads
+# (gRPC workers, other processes) a descheduled spinner slowed small builds and searches down
+# ~10x in our measurements. Passive waiting avoids that; an explicit user setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import faiss
+import numpy as np
+from numpy.typing import NDArray
+
+from vecdb.engine import projection as projections
+from vecdb.engine.errors import DimensionMismatch, InvalidArgument
+from vecdb.engine.projection import Projection
+
+Metric = Literal["cosine", "ip", "l2"]
+Structure = Literal["hnsw", "ivf"]
+ProjectionKind = Literal["pca", "ood"]
+Progress = Callable[[str, float], None]
+
+METRICS: tuple[Metric, ...] = ("cosine", "ip", "l2")
+FORMAT_VERSION = 1
+RECALL_K = 10
+# Candidate rerank factors tried by the sweep (the rerank set for a smaller factor is a prefix).
+RERANK_FACTORS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+# Rerank factor of the flat check that picks d'.
+FLAT_CHECK_RERANK = 8
+IVF_PROBES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+HNSW_EF = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+HNSW_AUTO_MAX_ROWS = 100_000
+HNSW_DEGREES = (16, 32)
+MAX_TUNE_QUERIES = 1000
+MIN_HELD_OUT_TRAIN_QUERIES = 200
+# k-means training rows per list and iterations for the coarse quantizer.
+IVF_TRAIN_ROWS_PER_LIST = 40
+IVF_MIN_ROWS_PER_LIST = 39
+# Rows per block when projecting or scanning the full matrix (bounds temporary memory).
+BLOCK_ROWS = 65_536
+# Bytes of gathered full-precision candidates per rerank block.
+RERANK_BLOCK_BYTES = 32 << 20
+TIMING_REPEATS = 2
+
+_FILES = ("meta.json", "projection.npz", "structure.faiss")
+
+
+@dataclass(frozen=True)
+class AnnConfig:
+    """The index knobs. At build, ``None`` fields are chosen by measurement; after build all the
+    fields that apply to the chosen structure are set (``ef_search`` / ``graph_degree`` for HNSW,
+    ``list_count`` / ``nprobe`` for IVF).
+
+    ``code_bits`` 8 means 8-bit scalar codes (``SQ8``); 4 means 4-bit fast-scan PQ codes for IVF
+    (two dims per 4-bit sub-quantizer) or 4-bit scalar codes (``SQ4``) for HNSW.
+    ``index_factory`` is the faiss string of the primary structure over the ``reduced_dim``-dim
+    codes (e.g. ``"IVF1024,SQ8"``); a caller may pass one to pin the structure outright.
+    """
+
+    projection: ProjectionKind | None = None
+    reduced_dim: int | None = None
+    code_bits: int | None = None
+    structure: Structure | None = None
+    graph_degree: int | None = None
+    list_count: int | None = None
+    ef_search: int | None = None
+    nprobe: int | None = None
+    rerank_factor: int | None = None
+    index_factory: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the fields as a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> AnnConfig:
+        """Return a config from :meth:`to_dict` output (unknown keys are an error)."""
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(values) - known
+        if unknown:
+            raise InvalidArgument(
+                f"unknown index settings {sorted(unknown)}; allowed: {sorted(known)}"
+            )
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """One measured setting of the sweep: recall@10 after rerank and seconds per query (batch)."""
+
+    index_factory: str
+    reduced_dim: int
+    knob: int
+    rerank_factor: int
+    recall: float
+    seconds_per_query: float
+
+
+@dataclass
+class TuningReport:
+    """What the build measured: the flat check per ``d'`` and the swept operating points."""
+
+    tune_queries: int
+    held_out: str
+    flat_recall: dict[int, float] = field(default_factory=dict)
+    points: list[OperatingPoint] = field(default_factory=list)
+    candidates: dict[str, float] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+
+
+def _as_matrix(name: str, values: Any, dim: int | None = None) -> NDArray[np.float32]:
+    array = np.asarray(values)
+    if array.ndim != 2:
+        raise InvalidArgument(f"{name} must be a 2-d array (rows, dim), got shape {array.shape}")
+    if dim is not None and array.shape[1] != dim:
+        raise DimensionMismatch(f"{name} have dimension {array.shape[1]}, the index has {dim}")
+    if not np.issubdtype(array.dtype, np.floating):
+        raise InvalidArgument(f"{name} must be floating point, got {array.dtype}")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _normalise(rows: NDArray[np.float32]) -> NDArray[np.float32]:
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+    out: NDArray[np.float32] = rows / np.maximum(norms, np.float32(1e-30))[:, None]
+    return out.astype(np.float32, copy=False)
+
+
+def _blocks(total: int, size: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, total, size):
+        yield start, min(total, start + size)
+
+
+def _pow2_near(value: float) -> int:
+    return int(2 ** max(0, round(math.log2(max(value, 1.0)))))
+
+
+def _default_list_count(rows: int) -> int:
+    """Return about ``4·√n`` lists, a power of two, with at least 39 rows per list."""
+    count = _pow2_near(4.0 * math.sqrt(rows))
+    while count > 1 and count * IVF_MIN_ROWS_PER_LIST > rows:
+        count //= 2
+    return count
+
+
+def _dim_grid(dim: int) -> list[int]:
+    """Return the candidate reduced dims for input dimension ``dim`` (ascending)."""
+    if dim <= 16:
+        return [dim]
+    fractions = (1 / 12, 1 / 8, 1 / 6, 1 / 4, 1 / 3, 5 / 12, 1 / 2, 2 / 3, 3 / 4)
+    grid = {max(8, round(dim * f / 8) * 8) for f in fractions}
+    return sorted(d for d in grid if d < dim) or [dim]
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _faiss_metric(metric: Metric) -> int:
+    return int(faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT)
+
+
+def _structure_of(index: Any) -> Structure:
+    if isinstance(index, faiss.IndexHNSW):
+        return "hnsw"
+    if faiss.try_extract_index_ivf(index) is not None:
+        return "ivf"
+    raise InvalidArgument("the index_factory string must describe an HNSW or IVF structure")
+
+
+def _factory_string(
+    structure: Structure, reduced_dim: int, code_bits: int, degree_or_lists: int
+) -> str:
+    if structure == "hnsw":
+        return f"HNSW{degree_or_lists}_SQ{code_bits}"
+    if code_bits == 8:
+        return f"IVF{degree_or_lists},SQ8"
+    if code_bits == 4:
+        return f"IVF{degree_or_lists},PQ{max(1, reduced_dim // 2)}x4fs"
+    raise InvalidArgument(f"code_bits {code_bits} is not supported; allowed: 4, 8")
+
+
+def _needs_rotation(factory: str) -> bool:
+    # PQ sub-quantizers get equal bits: a rotation evens out the variance a projection leaves
+    # concentrated in its first dims. Scalar codes keep per-dim ranges and need none.
+    return ",PQ" in factory
+
+
+def _random_rotation(dim: int, seed: int) -> NDArray[np.float32]:
+    rng = np.random.default_rng(seed)
+    q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
+    return (q * np.sign(np.diag(r))).astype(np.float32)
+
+
+def _rotated(projection: Projection, rotation: NDArray[np.float32]) -> Projection:
+    return replace(
+        projection,
+        data_matrix=np.ascontiguousarray(rotation @ projection.data_matrix),
+        query_matrix=np.ascontiguousarray(rotation @ projection.query_matrix),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# exact scoring
+
+
+def _worst(metric: Metric) -> float:
+    return math.inf if metric == "l2" else -math.inf
+
+
+def _exact_scores(
+    queries: NDArray[np.float32],
+    candidates: NDArray[np.int64],
+    vectors: NDArray[Any],
+    metric: Metric,
+) -> NDArray[np.float32]:
+    """Return exact scores of each query against its candidate rows (``-1`` gets the worst score).
+
+    ``queries`` are already normalised for cosine. One gather of all candidate rows, then one
+    batched matrix product; no Python loop over candidates.
+    """
+    m, count = candidates.shape
+    valid = candidates >= 0
+    rows = np.take(vectors, np.where(valid, candidates, 0).reshape(-1), axis=0)
+    if rows.dtype != np.float32:
+        rows = rows.astype(np.float32)
+    gathered = rows.reshape(m, count, -1)
+    dots = np.matmul(gathered, queries[:, :, None])[:, :, 0]
+    if metric == "ip":
+        scores = dots
+    else:
+        squares = np.einsum("ij,ij->i", rows, rows).reshape(m, count)
+        if metric == "cosine":
+            scores = dots / np.sqrt(np.maximum(squares, np.float32(1e-30)))
+        else:
+            query_squares = np.einsum("ij,ij->i", queries, queries)[:, None]
+            scores = np.maximum(query_squares - 2.0 * dots + squares, 0.0)
+    out: NDArray[np.float32] = scores.astype(np.float32, copy=False)
+    out[~valid] = _worst(metric)
+    return out
+
+
+def _top_k(
+    scores: NDArray[np.float32], rows: NDArray[np.int64], k: int, metric: Metric
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Return the best ``k`` (scores, rows) per line, best first, padded with worst / -1.
+
+    Equal scores keep their input order (a stable sort), so results are deterministic.
+    """
+    m, count = scores.shape
+    keyed = scores if metric == "l2" else -scores
+    base = (np.arange(m, dtype=np.int64) * count)[:, None]
+    if count > 4 * k:
+        part = np.argpartition(keyed, k - 1, axis=1)[:, :k]
+        # Restore input order inside the partition so the stable sort below stays deterministic.
+        part.sort(axis=1)
+        flat = (part + base).reshape(-1)
+        keyed = keyed.reshape(-1)[flat].reshape(m, k)
+        scores = scores.reshape(-1)[flat].reshape(m, k)
+        rows = rows.reshape(-1)[flat].reshape(m, k)
+        count, base = k, (np.arange(m, dtype=np.int64) * k)[:, None]
+    order = np.argsort(keyed, axis=1, kind="stable")[:, :k]
+    flat = (order + base).reshape(-1)
+    width = order.shape[1]
+    top_scores = scores.reshape(-1)[flat].reshape(m, width)
+    top_rows = rows.reshape(-1)[flat].reshape(m, width)
+    top_rows = np.where(np.isfinite(top_scores), top_rows, -1)
+    if width < k:
+        pad = k - width
+        top_scores = np.pad(top_scores, ((0, 0), (0, pad)), constant_values=_worst(metric))
+        top_rows = np.pad(top_rows, ((0, 0), (0, pad)), constant_values=-1)
+    return top_scores.astype(np.float32, copy=False), top_rows.astype(np.int64, copy=False)
+
+
+def exact_search(
+    queries: NDArray[np.float32],
+    vectors: NDArray[Any],
+    k: int,
+    metric: Metric,
+    *,
+    rows: int | None = None,
+    exclude: NDArray[np.int64] | None = None,
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Return the exact top ``k`` (scores, rows) of each query over the first ``rows`` rows.
+
+    Block-wise over the matrix (works on memory maps). ``exclude`` gives per query one row to
+    leave out (a query sampled from the rows themselves). Queries must be normalised for cosine.
+    """
+    total = int(vectors.shape[0] if rows is None else rows)
+    m = queries.shape[0]
+    best_scores = np.full((m, k), _worst(metric), dtype=np.float32)
+    best_rows = np.full((m, k), -1, dtype=np.int64)
+    query_squares = np.einsum("ij,ij->i", queries, queries)[:, None]
+    for start, stop in _blocks(total, BLOCK_ROWS):
+        block = np.asarray(vectors[start:stop], dtype=np.float32)
+        dots = queries @ block.T
+        if metric == "ip":
+            scores = dots
+        else:
+            squares = np.einsum("ij,ij->i", block, block)[None, :]
+            if metric == "cosine":
+                scores = dots / np.sqrt(np.maximum(squares, np.float32(1e-30)))
+            else:
+                scores = np.maximum(query_squares - 2.0 * dots + squares, 0.0)
+        ids = np.broadcast_to(np.arange(start, stop, dtype=np.int64), scores.shape)
+        if exclude is not None:
+            scores = np.where(ids == exclude[:, None], _worst(metric), scores)
+        merged_scores = np.concatenate([best_scores, scores.astype(np.float32)], axis=1)
+        merged_rows = np.concatenate([best_rows, ids], axis=1)
+        best_scores, best_rows = _top_k(merged_scores, merged_rows, k, metric)
+    return best_scores, best_rows
+
+
+def _recall(found: NDArray[np.int64], truth: NDArray[np.int64]) -> float:
+    """Return the mean fraction of each truth row set found (``-1`` never matches)."""
+    k = truth.shape[1]
+    hits = (found[:, :, None] == truth[:, None, :]) & (truth[:, None, :] >= 0)
+    return float(hits.any(axis=1).sum() / max(1, (truth >= 0).sum())) if k else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# the index
+
+
+class AnnIndex:
+    """A trained primary structure plus its projection; search reranks against the caller's rows."""
+
+    def __init__(
+        self,
+        *,
+        metric: Metric,
+        dim: int,
+        projection: Projection,
+        structure: Any,
+        config: AnnConfig,
+        covered_rows: int,
+        measured_recall: float,
+        build_seconds: float,
+        report: TuningReport | None = None,
+    ) -> None:
+        self.metric: Metric = metric
+        self.dim = dim
+        self.projection = projection
+        self.config = config
+        self.covered_rows = covered_rows
+        self.measured_recall = measured_recall
+        self.build_seconds = build_seconds
+        self.report = report
+        self._structure = structure
+        self._memory_bytes: int | None = None
+
+    # ---------------------------------------------------------------- build
+
+    @classmethod
+    def build(
+        cls,
+        vectors: NDArray[Any],
+        metric: Metric = "cosine",
+        recall_target: float = 0.95,
+        train_queries: NDArray[Any] | None = None,
+        config: AnnConfig | None = None,
+        progress: Progress | None = None,
+        seed: int = 0,
+    ) -> AnnIndex:
+        """Return an index over all rows of ``vectors``, its knobs chosen to reach ``recall_target``.
+
+        ``train_queries`` (real queries) switch the projection to LeanVec-OOD and are what recall
+        is measured on (a held-out part of them when there are enough); without them the
+        projection is PCA and recall is measured on sampled rows (each excluding itself).
+        """
+        started = time.perf_counter()
+        builder = _Builder(vectors, metric, recall_target, train_queries, config, progress, seed)
+        index = builder.run()
+        index.build_seconds = time.perf_counter() - started
+        return index
+
+    # ---------------------------------------------------------------- search
+
+    def search(
+        self,
+        queries: NDArray[Any],
+        k: int,
+        *,
+        vectors: NDArray[Any],
+        allowed: NDArray[np.bool_] | None = None,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
+        rerank_factor: int | None = None,
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """Return ``(scores, rows)`` of shape ``(m, k)``, best first, padded with worst / -1.
+
+        Scores are similarities for cosine / ip (higher is better) and squared distances for l2.
+        ``vectors`` holds the full-precision rows (at least ``covered_rows``) for the rerank;
+        ``allowed`` (bool, length at least ``covered_rows``) restricts the rows returned.
+        """
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise InvalidArgument(f"k must be a positive integer, got {k!r}")
+        query_matrix = _as_matrix("queries", queries, self.dim)
+        if not np.isfinite(query_matrix).all():
+            raise InvalidArgument("queries contain NaN or infinite values")
+        if (
+            vectors.ndim != 2
+            or vectors.shape[1] != self.dim
+            or vectors.shape[0] < self.covered_rows
+        ):
+            raise InvalidArgument(
+                f"vectors of shape {vectors.shape} must have at least {self.covered_rows} rows of "
+                f"dimension {self.dim}"
+            )
+        mask = None
+        if allowed is not None:
+            mask = np.asarray(allowed)
+            if mask.dtype != np.bool_ or mask.ndim != 1 or mask.shape[0] < self.covered_rows:
+                raise InvalidArgument(
+                    f"allowed must be a bool vector of length >= {self.covered_rows}, got "
+                    f"{mask.dtype} of shape {mask.shape}"
+                )
+            mask = mask[: self.covered_rows]
+        factor = self.config.rerank_factor if rerank_factor is None else rerank_factor
+        if factor is None or factor < 1:
+            raise InvalidArgument(f"rerank_factor must be >= 1, got {factor!r}")
+        knob = self._knob(ef_search, nprobe)
+        if self.metric == "cosine":
+            query_matrix = _normalise(query_matrix)
+        return self._search(query_matrix, int(k), vectors, mask, knob, int(factor))
+
+    def _knob(self, ef_search: int | None, nprobe: int | None) -> int:
+        if self.config.structure == "hnsw":
+            value = self.config.ef_search if ef_search is None else ef_search
+        else:
+            value = self.config.nprobe if nprobe is None else nprobe
+        if value is None or value < 1:
+            raise InvalidArgument(f"ef_search / nprobe must be >= 1, got {value!r}")
+        return int(value)
+
+    def _params(self, knob: int, mask: NDArray[np.bool_] | None) -> tuple[Any, Any]:
+        """Return faiss search parameters and the bitmap they point into (keep it alive)."""
+        bitmap = None
+        selector = None
+        if mask is not None:
+            bitmap = np.packbits(mask, bitorder="little")
+            selector = faiss.IDSelectorBitmap(self.covered_rows, faiss.swig_ptr(bitmap))
+        params: Any
+        if self.config.structure == "hnsw":
+            params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+            params.efSearch = knob
+        else:
+            params = faiss.SearchParametersIVF()
+            params.nprobe = knob
+        if selector is not None:
+            params.sel = selector
+        return params, (bitmap, selector)
+
+    def _candidates(
+        self, reduced: NDArray[np.float32], count: int, knob: int, mask: NDArray[np.bool_] | None
+    ) -> NDArray[np.int64]:
+        params, keep_alive = self._params(knob, mask)
+        _, found = self._structure.search(reduced, count, params=params)
+        del keep_alive
+        return np.asarray(found, dtype=np.int64)
+
+    def _search(
+        self,
+        queries: NDArray[np.float32],
+        k: int,
+        vectors: NDArray[Any],
+        mask: NDArray[np.bool_] | None,
+        knob: int,
+        rerank_factor: int,
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        count = min(self.covered_rows, k * rerank_factor)
+        reduced = self.projection.project_queries(queries)
+        candidates = self._candidates(reduced, max(1, count), knob, mask)
+        if mask is not None:
+            # The selector already skipped these; checking again costs one gather.
+            candidates = np.where(
+                (candidates >= 0) & mask[np.maximum(candidates, 0)], candidates, -1
+            )
+        return self._rerank(queries, candidates, k, vectors)
+
+    def _rerank(
+        self,
+        queries: NDArray[np.float32],
+        candidates: NDArray[np.int64],
+        k: int,
+        vectors: NDArray[Any],
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        m, count = candidates.shape
+        block = max(1, RERANK_BLOCK_BYTES // max(1, count * self.dim * 4))
+        if m <= block:
+            scores = _exact_scores(queries, candidates, vectors, self.metric)
+            return _top_k(scores, candidates, k, self.metric)
+        out_scores = np.empty((m, k), dtype=np.float32)
+        out_rows = np.empty((m, k), dtype=np.int64)
+
+        def work(span: tuple[int, int]) -> None:
+            lo, hi = span
+            scores = _exact_scores(queries[lo:hi], candidates[lo:hi], vectors, self.metric)
+            out_scores[lo:hi], out_rows[lo:hi] = _top_k(scores, candidates[lo:hi], k, self.metric)
+
+        # numpy releases the GIL in the gather and the product, so blocks overlap on all cores.
+        with ThreadPoolExecutor(max_workers=max(1, faiss.omp_get_max_threads())) as pool:
+            list(pool.map(work, _blocks(m, block)))
+        return out_scores, out_rows
+
+    # ---------------------------------------------------------------- size, save, load
+
+    def memory_bytes(self) -> int:
+        """Return the bytes this index holds in RAM: structure (graph or lists, codes) + matrices."""
+        if self._memory_bytes is None:
+            structure = int(faiss.serialize_index(self._structure).nbytes)
+            matrices = self.projection.data_matrix.nbytes + self.projection.query_matrix.nbytes
+            offset = 0 if self.projection.offset is None else self.projection.offset.nbytes
+            self._memory_bytes = structure + matrices + offset
+        return self._memory_bytes
+
+    def save(self, directory: Path) -> None:
+        """Write the index into ``directory`` (existing, empty); each file is fsynced."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise InvalidArgument(f"{directory} is not an existing directory")
+        if any(directory.iterdir()):
+            raise InvalidArgument(f"{directory} is not empty")
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "metric": self.metric,
+            "dim": self.dim,
+            "covered_rows": self.covered_rows,
+            "measured_recall": self.measured_recall,
+            "build_seconds": self.build_seconds,
+            "config": self.config.to_dict(),
+            "projection": {"kind": self.projection.kind, "method": self.projection.method},
+        }
+        _fsync_write(directory / "meta.json", json.dumps(meta, indent=2).encode())
+        arrays: dict[str, NDArray[np.float32]] = {
+            "data_matrix": self.projection.data_matrix,
+            "query_matrix": self.projection.query_matrix,
+        }
+        if self.projection.offset is not None:
+            arrays["offset"] = self.projection.offset
+        path = directory / "projection.npz"
+        with open(path, "wb") as handle:
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
+            handle.flush()
+            os.fsync(handle.fileno())
+        _fsync_write(
+            directory / "structure.faiss", faiss.serialize_index(self._structure).tobytes()
+        )
+
+    @classmethod
+    def load(cls, directory: Path) -> AnnIndex:
+        """Return the index saved in ``directory``; results are identical, nothing is retrained."""
+        directory = Path(directory)
+        missing = [name for name in _FILES if not (directory / name).exists()]
+        if missing:
+            raise InvalidArgument(f"{directory} lacks index files {missing}")
+        meta = json.loads((directory / "meta.json").read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise InvalidArgument(
+                f"index format {meta.get('format_version')!r} is not supported (expected {FORMAT_VERSION})"
+            )
+        with np.load(directory / "projection.npz") as arrays:
+            projection = Projection(
+                data_matrix=np.ascontiguousarray(arrays["data_matrix"], dtype=np.float32),
+                query_matrix=np.ascontiguousarray(arrays["query_matrix"], dtype=np.float32),
+                kind=meta["projection"]["kind"],
+                method=meta["projection"]["method"],
+                offset=(
+                    np.ascontiguousarray(arrays["offset"], dtype=np.float32)
+                    if "offset" in arrays.files
+                    else None
+                ),
+            )
+        raw = np.fromfile(directory / "structure.faiss", dtype=np.uint8)
+        structure = faiss.deserialize_index(raw)
+        return cls(
+            metric=meta["metric"],
+            dim=int(meta["dim"]),
+            projection=projection,
+            structure=structure,
+            config=AnnConfig.from_dict(meta["config"]),
+            covered_rows=int(meta["covered_rows"]),
+            measured_recall=float(meta["measured_recall"]),
+            build_seconds=float(meta["build_seconds"]),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# the build: measure, choose, train
+
+
+@dataclass
+class _TuneSet:
+    queries: NDArray[np.float32]  # normalised for cosine
+    truth: NDArray[np.int64]  # (m, RECALL_K)
+    exclude: NDArray[np.int64] | None  # the query's own row when sampled from the data
+
+
+class _Builder:
+    def __init__(
+        self,
+        vectors: NDArray[Any],
+        metric: Metric,
+        recall_target: float,
+        train_queries: NDArray[Any] | None,
+        config: AnnConfig | None,
+        progress: Progress | None,
+        seed: int,
+    ) -> None:
+        if metric not in METRICS:
+            raise InvalidArgument(f"unknown metric {metric!r}; allowed: {', '.join(METRICS)}")
+        if not 0.0 < recall_target <= 1.0:
+            raise InvalidArgument(f"recall_target must be in (0, 1], got {recall_target}")
+        if vectors.ndim != 2 or vectors.shape[0] < 1 or vectors.shape[1] < 1:
+            raise InvalidArgument(
+                f"vectors must be a non-empty (rows, dim) array, got {vectors.shape}"
+            )
+        if not np.issubdtype(vectors.dtype, np.floating):
+            raise InvalidArgument(f"vectors must be floating point, got {vectors.dtype}")
+        self.vectors = vectors
+        self.rows, self.dim = int(vectors.shape[0]), int(vectors.shape[1])
+        self.metric: Metric = metric
+        self.target = recall_target
+        self.config = config or AnnConfig()
+        self.progress = progress
+        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.train_queries = (
+            None if train_queries is None else _as_matrix("train_queries", train_queries, self.dim)
+        )
+        kind = self.config.projection or ("ood" if self.train_queries is not None else "pca")
+        if kind == "ood" and self.train_queries is None:
+            raise InvalidArgument("projection 'ood' needs train_queries")
+        if kind not in ("pca", "ood"):
+            raise InvalidArgument(f"unknown projection {kind!r}; allowed: pca, ood")
+        self.kind: ProjectionKind = kind
+        self.k = (
+            min(RECALL_K, self.rows - 1) if self.train_queries is None else min(RECALL_K, self.rows)
+        )
+        self.k = max(1, self.k)
+        # Standard error of each recall the last _evaluate call returned, per rerank factor.
+        self.last_standard_error: dict[int, float] = {}
+
+    def _report(self, stage: str, fraction: float) -> None:
+        if self.progress is not None:
+            self.progress(stage, min(1.0, max(0.0, fraction)))
+
+    # ---- data access (block-wise, normalised for cosine, centred by the projection for l2)
+
+    def _data_blocks(self) -> Iterator[tuple[int, NDArray[np.float32]]]:
+        for start, stop in _blocks(self.rows, BLOCK_ROWS):
+            block = np.ascontiguousarray(self.vectors[start:stop], dtype=np.float32)
+            if not np.isfinite(block).all():
+                raise InvalidArgument(
+                    f"vectors contain NaN or infinite values (rows {start}..{stop - 1})"
+                )
+            yield start, _normalise(block) if self.metric == "cosine" else block
+
+    def _reduced_data(self, projection: Projection) -> NDArray[np.float32]:
+        out = np.empty((self.rows, projection.reduced_dim), dtype=np.float32)
+        for start, block in self._data_blocks():
+            out[start : start + len(block)] = projection.project_data(block)
+        return out
+
+    # ---- stages
+
+    def _split_queries(self) -> tuple[NDArray[np.float32] | None, _TuneSet, str]:
+        """Return (queries to fit the projection on, the held-out tune set, how it was drawn)."""
+        if self.train_queries is not None:
+            queries = self.train_queries
+            if self.metric == "cosine":
+                queries = _normalise(queries)
+            m = len(queries)
+            order = self.rng.permutation(m)
+            if m >= MIN_HELD_OUT_TRAIN_QUERIES:
+                held = min(MAX_TUNE_QUERIES, max(m // 4, min(m // 2, MIN_HELD_OUT_TRAIN_QUERIES)))
+                tune, fit = queries[order[:held]], queries[order[held:]]
+                how = f"{held} of {m} training queries held out"
+            else:
+                tune, fit = queries, queries
+                how = f"all {m} training queries (too few to hold some out)"
+            truth = exact_search(tune, self._dense(), self.k, self.metric)[1]
+            return fit, _TuneSet(tune, truth, None), how
+        count = min(MAX_TUNE_QUERIES, max(1, self.rows // 10), self.rows)
+        picked = np.sort(self.rng.choice(self.rows, size=count, replace=False)).astype(np.int64)
+        tune = np.asarray(self.vectors[picked], dtype=np.float32)
+        if self.metric == "cosine":
+            tune = _normalise(tune)
+        truth = exact_search(tune, self._dense(), self.k, self.metric, exclude=picked)[1]
+        return None, _TuneSet(tune, truth, picked), f"{count} sampled rows (each excluding itself)"
+
+    def _dense(self) -> NDArray[Any]:
+        """Return the rows as exact search should see them (normalised copy only for cosine)."""
+        if self.metric != "cosine":
+            return self.vectors
+        if not hasattr(self, "_normalised"):
+            self._normalised = np.empty((self.rows, self.dim), dtype=np.float32)
+            for start, block in self._data_blocks():
+                self._normalised[start : start + len(block)] = block
+        return self._normalised
+
+    def _fit(
+        self, reduced_dim: int, fit_queries: NDArray[np.float32] | None, moments: dict[str, Any]
+    ) -> Projection:
+        if self.kind == "pca":
+            return projections.fit_pca(
+                self._dense(),
+                reduced_dim,
+                center=self.metric == "l2",
+                moment=moments["data"],
+                mean=moments["mean"],
+            )
+        assert fit_queries is not None
+        return projections.fit_ood(
+            self._dense(),
+            fit_queries,
+            reduced_dim,
+            data_moment=moments["data"],
+            query_moment=moments["queries"],
+            center=self.metric == "l2",
+            mean=moments["mean"],
+        )
+
+    def _evaluate(
+        self,
+        tune: _TuneSet,
+        candidates: NDArray[np.int64],
+        factors: tuple[int, ...],
+    ) -> dict[int, float]:
+        """Return recall@k after an exact rerank of each prefix ``k·r`` of the candidates.
+
+        An exact rerank keeps every true neighbour that is among the candidates in its top k
+        (at most k - 1 rows beat it anywhere), so recall after rerank is the share of the true
+        neighbours inside the prefix: no scoring needed while sweeping.
+        """
+        if tune.exclude is not None:
+            candidates = np.where(candidates == tune.exclude[:, None], -1, candidates)
+        matches = (candidates[:, :, None] == tune.truth[:, None, :]) & (tune.truth[:, None, :] >= 0)
+        # Position of each true neighbour among the candidates (count if absent).
+        width = candidates.shape[1]
+        position = np.where(matches.any(axis=1), matches.argmax(axis=1), width)
+        wanted = np.maximum(1, (tune.truth >= 0).sum(axis=1))
+        extra = 0 if tune.exclude is None else 1
+        out: dict[int, float] = {}
+        self.last_standard_error = {}
+        for factor in factors:
+            per_query = (position < min(width, self.k * factor + extra)).sum(axis=1) / wanted
+            out[factor] = float(per_query.mean())
+            self.last_standard_error[factor] = float(per_query.std() / math.sqrt(len(per_query)))
+        return out
+
+    def _flat_recall(self, projection: Projection, tune: _TuneSet) -> float:
+        reduced_queries = projection.project_queries(tune.queries)
+        width = self.k * FLAT_CHECK_RERANK + (0 if tune.exclude is None else 1)
+        reduced_metric: Metric = "l2" if self.metric == "l2" else "ip"
+        best_scores = np.full((len(reduced_queries), width), _worst(reduced_metric), np.float32)
+        best_rows = np.full((len(reduced_queries), width), -1, np.int64)
+        for start, block in self._data_blocks():
+            scores, rows = exact_search(
+                reduced_queries, projection.project_data(block), width, reduced_metric
+            )
+            rows = np.where(rows >= 0, rows + start, -1)
+            best_scores, best_rows = _top_k(
+                np.concatenate([best_scores, scores], axis=1),
+                np.concatenate([best_rows, rows], axis=1),
+                width,
+                reduced_metric,
+            )
+        return self._evaluate(tune, best_rows, (FLAT_CHECK_RERANK,))[FLAT_CHECK_RERANK]
+
+    def _choose_reduced_dim(
+        self,
+        tune: _TuneSet,
+        fit_queries: NDArray[np.float32] | None,
+        moments: dict[str, Any],
+        report: TuningReport,
+    ) -> list[int]:
+        """Return candidate ``d'`` values, the measured choice first, larger fallbacks after."""
+        if self.config.reduced_dim is not None:
+            if not 1 <= self.config.reduced_dim <= self.dim:
+                raise InvalidArgument(
+                    f"reduced_dim {self.config.reduced_dim} must be between 1 and {self.dim}"
+                )
+            return [self.config.reduced_dim]
+        grid = _dim_grid(self.dim)
+        goal = self.target + (1.0 - self.target) / 2.0
+        low, high = 0, len(grid) - 1
+        # Binary search for the smallest passing d' (recall grows with d').
+        while low < high:
+            middle = (low + high) // 2
+            projection = self._fit(grid[middle], fit_queries, moments)
+            recall = self._flat_recall(projection, tune)
+            report.flat_recall[grid[middle]] = recall
+            self._report("reduced_dim", 0.2 * (1 - (high - low) / len(grid)))
+            if recall >= goal:
+                high = middle
+            else:
+                low = middle + 1
+        chosen = grid[low]
+        fallbacks = [d for d in grid if d > chosen][:2]
+        return [chosen, *fallbacks]
+
+    def _candidate_factories(self, reduced_dim: int) -> list[str]:
+        if self.config.index_factory is not None:
+            return [self.config.index_factory]
+        structures: list[Structure]
+        if self.config.structure is not None:
+            structures = [self.config.structure]
+        else:
+            structures = ["ivf", "hnsw"] if self.rows <= HNSW_AUTO_MAX_ROWS else ["ivf"]
+        out: list[str] = []
+        for structure in structures:
+            if structure == "ivf":
+                lists = self.config.list_count or _default_list_count(self.rows)
+                bits = [self.config.code_bits] if self.config.code_bits else [8, 4]
+                out += [_factory_string("ivf", reduced_dim, b, lists) for b in bits]
+            else:
+                degrees = (
+                    [self.config.graph_degree] if self.config.graph_degree else list(HNSW_DEGREES)
+                )
+                bits = [self.config.code_bits] if self.config.code_bits else [8]
+                out += [_factory_string("hnsw", reduced_dim, b, m) for m in degrees for b in bits]
+        return out
+
+    def _train_structure(self, factory: str, reduced: NDArray[np.float32]) -> Any:
+        index = faiss.index_factory(reduced.shape[1], factory, _faiss_metric(self.metric))
+        ivf = faiss.try_extract_index_ivf(index)
+        if ivf is not None:
+            ivf.cp.seed = self.seed
+            wanted = IVF_TRAIN_ROWS_PER_LIST * ivf.nlist
+            if self.rows > wanted:
+                picked = np.sort(self.rng.choice(self.rows, size=wanted, replace=False))
+                index.train(reduced[picked])
+            else:
+                index.train(reduced)
+        else:
+            index.train(reduced)
+        index.add(reduced)
+        return index
+
+    def _sweep(
+        self,
+        factory: str,
+        projection: Projection,
+        structure: Any,
+        tune: _TuneSet,
+        report: TuningReport,
+    ) -> tuple[float, int, int, float] | None:
+        """Return (seconds per query, knob, rerank factor, recall) of the cheapest passing point."""
+        kind = _structure_of(structure)
+        index = AnnIndex(
+            metric=self.metric,
+            dim=self.dim,
+            projection=projection,
+            structure=structure,
+            config=AnnConfig(structure=kind, rerank_factor=1, ef_search=1, nprobe=1),
+            covered_rows=self.rows,
+            measured_recall=0.0,
+            build_seconds=0.0,
+        )
+        fixed_knob = self.config.ef_search if kind == "hnsw" else self.config.nprobe
+        if fixed_knob is not None:
+            knobs: tuple[int, ...] = (fixed_knob,)
+        elif kind == "hnsw":
+            knobs = HNSW_EF
+        else:
+            knobs = tuple(p for p in IVF_PROBES if p <= faiss.extract_index_ivf(structure).nlist)
+        factors = (self.config.rerank_factor,) if self.config.rerank_factor else RERANK_FACTORS
+        reduced_queries = projection.project_queries(tune.queries)
+        extra = 0 if tune.exclude is None else 1
+        best: tuple[float, int, int, float] | None = None
+        fallback: tuple[float, int, int, float] | None = None
+        previous_top = -1.0
+        stalled = 0
+        for knob in knobs:
+            width = min(self.rows, self.k * max(factors) + extra)
+            if kind == "hnsw":
+                width = min(width, max(knob, self.k + extra))
+            usable = tuple(f for f in factors if self.k * f + extra <= width) or (factors[0],)
+            candidates = index._candidates(reduced_queries, width, knob, None)
+            recalls = self._evaluate(tune, candidates, usable)
+            # One standard error of margin: the held-out sample is finite, unseen queries vary.
+            errors = self.last_standard_error
+            passing = [f for f in usable if recalls[f] - errors[f] >= self.target]
+            top = max(recalls.values())
+            for factor in usable:
+                report.points.append(
+                    OperatingPoint(
+                        factory, projection.reduced_dim, knob, factor, recalls[factor], math.nan
+                    )
+                )
+            if passing:
+                factor = passing[0]
+                seconds = self._time(index, tune, knob, factor)
+                report.points[-len(usable) + usable.index(factor)] = OperatingPoint(
+                    factory, projection.reduced_dim, knob, factor, recalls[factor], seconds
+                )
+                if best is None or seconds < best[0]:
+                    best = (seconds, knob, factor, recalls[factor])
+                elif seconds > 2.0 * best[0]:
+                    break
+            elif fallback is None or top > fallback[3]:
+                best_factor = max(usable, key=lambda f: recalls[f])
+                fallback = (math.inf, knob, best_factor, top)
+            stalled = stalled + 1 if top <= previous_top + 1e-3 else 0
+            previous_top = max(previous_top, top)
+            if stalled >= 2:
+                break
+        if best is None and fallback is not None and fixed_knob is None:
+            return (math.inf, fallback[1], fallback[2], fallback[3])
+        return best if best is not None else fallback
+
+    def _time(self, index: AnnIndex, tune: _TuneSet, knob: int, factor: int) -> float:
+        vectors = self._dense()
+        best = math.inf
+        for _ in range(TIMING_REPEATS):
+            started = time.perf_counter()
+            index._search(tune.queries, self.k, vectors, None, knob, factor)
+            best = min(best, time.perf_counter() - started)
+        return best / len(tune.queries)
+
+    def run(self) -> AnnIndex:
+        self._report("ground_truth", 0.0)
+        fit_queries, tune, how = self._split_queries()
+        report = TuningReport(tune_queries=len(tune.queries), held_out=how)
+        self._report("ground_truth", 1.0)
+        center = self.metric == "l2"
+        moments: dict[str, Any] = {"mean": projections.mean_of(self._dense()) if center else None}
+        moments["data"] = projections.second_moment(self._dense(), offset=moments["mean"])
+        if self.kind == "ood":
+            assert fit_queries is not None
+            moments["queries"] = projections.second_moment(fit_queries, offset=moments["mean"])
+        dims = self._choose_reduced_dim(tune, fit_queries, moments, report)
+        chosen: tuple[float, str, Projection, Any, int, int, float] | None = None
+        for attempt, reduced_dim in enumerate(dims):
+            base = self._fit(reduced_dim, fit_queries, moments)
+            factories = self._candidate_factories(reduced_dim)
+            for position, factory in enumerate(factories):
+                self._report(f"structure {factory}", 0.2 + 0.8 * position / len(factories))
+                projection = base
+                if _needs_rotation(factory):
+                    projection = _rotated(base, _random_rotation(reduced_dim, self.seed))
+                reduced = self._reduced_data(projection)
+                structure = self._train_structure(factory, reduced)
+                del reduced
+                outcome = self._sweep(factory, projection, structure, tune, report)
+                if outcome is None:
+                    continue
+                seconds, knob, factor, recall = outcome
+                report.candidates[f"d'={reduced_dim} {factory}"] = seconds
+                better = chosen is None or (
+                    (recall >= self.target, -seconds, recall)
+                    > (chosen[6] >= self.target, -chosen[0], chosen[6])
+                )
+                if better:
+                    chosen = (seconds, factory, projection, structure, knob, factor, recall)
+            if chosen is not None and chosen[6] >= self.target:
+                break
+            if attempt + 1 < len(dims):
+                continue
+        assert chosen is not None
+        seconds, factory, projection, structure, knob, factor, recall = chosen
+        kind = _structure_of(structure)
+        ivf = faiss.try_extract_index_ivf(structure)
+        config = AnnConfig(
+            projection=self.kind,
+            reduced_dim=projection.reduced_dim,
+            code_bits=_code_bits(structure),
+            structure=kind,
+            graph_degree=int(structure.hnsw.nb_neighbors(1)) if kind == "hnsw" else None,
+            list_count=int(ivf.nlist) if ivf is not None else None,
+            ef_search=knob if kind == "hnsw" else None,
+            nprobe=knob if kind == "ivf" else None,
+            rerank_factor=factor,
+            index_factory=factory,
+        )
+        self._report("done", 1.0)
+        return AnnIndex(
+            metric=self.metric,
+            dim=self.dim,
+            projection=projection,
+            structure=structure,
+            config=config,
+            covered_rows=self.rows,
+            measured_recall=recall,
+            build_seconds=0.0,
+            report=report,
+        )
+
+
+def _code_bits(structure: Any) -> int:
+    index: Any = faiss.downcast_index(structure)
+    if isinstance(index, faiss.IndexHNSW):
+        storage: Any = faiss.downcast_index(index.storage)
+        return 4 if storage.sq.qtype == faiss.ScalarQuantizer.QT_4bit else 8
+    ivf: Any = faiss.downcast_index(faiss.extract_index_ivf(index))
+    if isinstance(ivf, faiss.IndexIVFScalarQuantizer):
+        return 4 if ivf.sq.qtype == faiss.ScalarQuantizer.QT_4bit else 8
+    if isinstance(ivf, faiss.IndexIVFPQFastScan):
+        return int(ivf.pq.nbits)
+    return 8
