@@ -1,0 +1,432 @@
+"""Batch execution (HQI): run_batch against exact per-query search, partitionings, streaming."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vecdb.engine import Collection, Database, Hits, SearchOptions
+from vecdb.engine import filters as flt
+from vecdb.engine.batch import (
+    BatchQuery,
+    BatchSettings,
+    Partitioning,
+    atoms_of,
+    run_batch,
+    workload_key,
+)
+from vecdb.engine.errors import InvalidArgument
+
+SCHEMA = {"color": "keyword", "year": "int", "tags": "keyword_list", "open": "bool"}
+COLORS = ("red", "green", "blue", "white", "black")
+TENANTS = ("acme", "globex", "initech")
+# settings that send every filter through the partitioning and probe every cell: exact results
+EXHAUSTIVE = BatchSettings(
+    exact_rows=0, flat_preference=0.0, min_probe_rows=1 << 40, rerank_factor=1.0
+)
+# settings that send every filter with more than 50 matching rows through the partitioning
+THROUGH_CELLS = BatchSettings(exact_rows=50, flat_preference=0.0)
+
+
+def make_collection(
+    folder: Path, metric: str, count: int = 3_000, dim: int = 24, seed: int = 0
+) -> tuple[Database, Collection]:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((12, dim)).astype(np.float32)
+    cluster = rng.integers(0, len(centres), count)
+    vectors = (centres[cluster] + 0.4 * rng.standard_normal((count, dim))).astype(np.float32)
+    database = Database(folder)
+    collection = database.create_collection("docs", dim, metric, SCHEMA)
+    attributes = [
+        {
+            # correlated with the vectors, as real attributes are, with some noise
+            "color": COLORS[cluster[i] % len(COLORS)] if rng.random() < 0.8 else COLORS[i % 5],
+            "year": int(2000 + cluster[i] + rng.integers(0, 6)),
+            "tags": [f"t{t}" for t in rng.choice(8, int(rng.integers(0, 3)), replace=False)],
+            "open": bool(rng.random() < 0.3),
+        }
+        for i in range(count)
+    ]
+    tenants = [
+        [TENANTS[t] for t in range(len(TENANTS)) if rng.random() < (0.6, 0.3, 0.05)[t]]
+        for _ in range(count)
+    ]
+    collection.upsert([f"p{i}" for i in range(count)], vectors, attributes, tenants)
+    return database, collection
+
+
+FILTERS: tuple[flt.Filter | None, ...] = (
+    None,
+    flt.Equals("color", "red"),
+    flt.Equals("color", "blue"),
+    flt.Range("year", gte=2003, lt=2008),
+    flt.Contains("tags", "t1"),
+    flt.In("color", ("green", "white")),
+    flt.And((flt.Equals("color", "red"), flt.Range("year", gte=2005))),
+    flt.And((flt.Contains("tags", "t2"), flt.Equals("open", True))),
+    flt.Or((flt.Equals("color", "black"), flt.Contains("tags", "t3"))),
+    flt.Not(flt.Equals("color", "red")),
+    flt.Equals("color", "purple"),  # matches nothing
+)
+
+
+def make_queries(
+    collection: Collection, count: int, seed: int = 1, *, tenants: bool = True
+) -> list[BatchQuery]:
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(collection), count)
+    base = collection.vectors_of(rows.astype(np.int64))
+    vectors = base + 0.3 * rng.standard_normal(base.shape).astype(np.float32)
+    return [
+        BatchQuery(
+            query_id=f"q{i}",
+            vector=vectors[i],
+            k=int(rng.choice([1, 5, 10, 10, 10, 40])),
+            tenant=str(rng.choice(TENANTS)) if tenants and rng.random() < 0.4 else None,
+            filter=FILTERS[int(rng.integers(0, len(FILTERS)))],
+        )
+        for i in range(count)
+    ]
+
+
+def exact(collection: Collection, query: BatchQuery) -> tuple[list[str], np.ndarray]:
+    (hits,) = collection.search(
+        query.vector,
+        query.k,
+        tenant=query.tenant,
+        filter=query.filter,
+        options=SearchOptions(exact=True),
+    )
+    return hits.ids, hits.scores
+
+
+def assert_allowed(collection: Collection, query: BatchQuery, rows: np.ndarray) -> None:
+    with collection._lock.read():
+        mask = collection.candidate_mask(query.tenant, query.filter)
+    if mask is not None:
+        assert mask[rows].all(), f"{query.query_id} returned rows its tenant / filter exclude"
+
+
+def assert_same_as_exact(
+    collection: Collection, queries: list[BatchQuery], results: dict[str, Hits]
+) -> None:
+    assert list(results) == [q.query_id for q in queries]
+    for query in queries:
+        hits = results[query.query_id]
+        ids, scores = exact(collection, query)
+        assert hits.ids == ids, query
+        np.testing.assert_allclose(hits.scores, scores, rtol=1e-5, atol=1e-5)
+        assert_allowed(collection, query, hits.rows)
+
+
+# read-only collections are shared by the tests of this module; tests that write get their own
+
+
+@pytest.fixture(scope="module", params=["cosine", "ip", "l2"])
+def collection(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Collection]:
+    database, docs = make_collection(tmp_path_factory.mktemp("data"), request.param)
+    yield docs
+    database.close()
+
+
+@pytest.fixture(scope="module")
+def cosine_docs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collection]:
+    database, docs = make_collection(tmp_path_factory.mktemp("data"), "cosine")
+    yield docs
+    database.close()
+
+
+@pytest.fixture
+def fresh_docs(tmp_path: Path) -> Iterator[Collection]:
+    database, docs = make_collection(tmp_path / "data", "cosine")
+    yield docs
+    database.close()
+
+
+def build(collection: Collection, queries: list[BatchQuery], **options: object) -> Partitioning:
+    defaults: dict[str, object] = {
+        "list_rows": 64,
+        "min_leaf_rows": 150,
+        "max_leaves": 12,
+        "settings": THROUGH_CELLS,
+    }
+    return Partitioning.build(collection, queries, **{**defaults, **options})  # type: ignore[arg-type]
+
+
+# --- without a partitioning: grouped through the collection's planner ------------------------
+
+
+@pytest.mark.parametrize("chunk_size", [1, 7, 1024])
+def test_run_batch_without_partitioning_equals_exact_search(
+    collection: Collection, chunk_size: int
+) -> None:
+    queries = make_queries(collection, 61)
+    results = dict(run_batch(collection, queries, settings=BatchSettings(chunk_size=chunk_size)))
+    assert_same_as_exact(collection, queries, results)
+
+
+# --- with a partitioning -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reduced_dim", [None, 12])
+def test_exhaustive_partition_search_equals_exact_search(
+    collection: Collection, reduced_dim: int | None
+) -> None:
+    queries = make_queries(collection, 80)
+    partitioning = build(collection, queries, reduced_dim=reduced_dim)
+    assert partitioning.leaf_count > 1
+    assert partitioning.cell_count > partitioning.leaf_count
+    results = dict(run_batch(collection, queries, partitioning=partitioning, settings=EXHAUSTIVE))
+    plans = {hits.explain.plan for hits in results.values() if hits.explain}
+    assert "batch:partition" in plans
+    if reduced_dim is None:
+        assert_same_as_exact(collection, queries, results)
+    else:
+        # reduced scores only pick candidates; with every matching row a candidate the rerank
+        # is exact
+        wide = BatchSettings(
+            exact_rows=0, flat_preference=0.0, min_probe_rows=1 << 40, rerank_factor=1e6
+        )
+        results = dict(run_batch(collection, queries, partitioning=partitioning, settings=wide))
+        assert_same_as_exact(collection, queries, results)
+
+
+def test_calibrated_partition_search_reaches_its_recall_and_never_leaks(
+    cosine_docs: Collection,
+) -> None:
+    queries = make_queries(cosine_docs, 300)
+    partitioning = build(cosine_docs, queries, recall_target=0.9)
+    assert partitioning.measured_recall is not None
+    assert partitioning.measured_recall >= 0.9
+    results = dict(
+        run_batch(cosine_docs, queries, partitioning=partitioning, settings=THROUGH_CELLS)
+    )
+    through_cells = 0
+    recalls = []
+    for query in queries:
+        hits = results[query.query_id]
+        assert_allowed(cosine_docs, query, hits.rows)
+        ids, _ = exact(cosine_docs, query)
+        assert len(hits.ids) == len(ids)  # never fewer than k when k rows match
+        assert hits.explain is not None
+        if hits.explain.plan == "batch:partition":
+            through_cells += 1
+            recalls.append(len(set(hits.ids) & set(ids)) / len(ids))
+        else:
+            assert hits.ids == ids
+    assert through_cells > 100
+    # a broken router or scorer drops far below this; calibration aimed at 0.9 on a sample
+    assert np.mean(recalls) >= 0.85
+
+
+def test_the_tree_cuts_on_the_predicates_the_workload_uses(cosine_docs: Collection) -> None:
+    red = flt.Equals("color", "red")
+    queries = [
+        BatchQuery(f"q{i}", np.ones(24, np.float32), 10, None, red if i % 2 else None)
+        for i in range(40)
+    ]
+    partitioning = build(cosine_docs, queries)
+    cuts = {atom.describe() for path in partitioning.leaf_paths for atom, _ in path}
+    assert any('"red"' in cut for cut in cuts)
+    description = partitioning.describe()
+    assert description["leaves"] == partitioning.leaf_count
+    leaves = description["leaf_paths"]
+    assert isinstance(leaves, list)
+    assert sum(leaf["rows"] for leaf in leaves) == len(cosine_docs)
+
+
+def test_tenants_are_cut_on_and_never_leak(cosine_docs: Collection) -> None:
+    queries = [
+        BatchQuery(f"q{i}", q.vector, 10, TENANTS[i % 2], q.filter)
+        for i, q in enumerate(make_queries(cosine_docs, 60, tenants=False))
+    ]
+    partitioning = build(cosine_docs, queries)
+    cuts = {atom.describe() for path in partitioning.leaf_paths for atom, _ in path}
+    assert any(cut.startswith("tenant=") for cut in cuts)
+    results = dict(run_batch(cosine_docs, queries, partitioning=partitioning, settings=EXHAUSTIVE))
+    assert_same_as_exact(cosine_docs, queries, results)
+
+
+@pytest.fixture(scope="module")
+def calibrated(
+    cosine_docs: Collection,
+) -> tuple[list[BatchQuery], Partitioning, dict[str, list[str]]]:
+    """Queries, a partitioning calibrated on them, and each query's answer when run alone."""
+    queries = make_queries(cosine_docs, 64)
+    partitioning = build(cosine_docs, queries, recall_target=0.9)
+    alone = {
+        q.query_id: hits.ids
+        for q in queries
+        for _, hits in run_batch(
+            cosine_docs, [q], partitioning=partitioning, settings=THROUGH_CELLS
+        )
+    }
+    return queries, partitioning, alone
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64])
+@pytest.mark.parametrize("chunk_size", [1, 5, 1024])
+def test_grouping_does_not_depend_on_batch_or_chunk_size(
+    cosine_docs: Collection,
+    calibrated: tuple[list[BatchQuery], Partitioning, dict[str, list[str]]],
+    batch_size: int,
+    chunk_size: int,
+) -> None:
+    queries, partitioning, alone = calibrated
+    settings = BatchSettings(exact_rows=50, flat_preference=0.0, chunk_size=chunk_size)
+    together = dict(
+        run_batch(cosine_docs, queries[:batch_size], partitioning=partitioning, settings=settings)
+    )
+    assert list(together) == [q.query_id for q in queries[:batch_size]]
+    # each query's probes depend on it alone, so grouping it with others changes nothing
+    assert {qid: hits.ids for qid, hits in together.items()} == {
+        q.query_id: alone[q.query_id] for q in queries[:batch_size]
+    }
+
+
+def test_partitioning_save_then_load_gives_identical_results(
+    cosine_docs: Collection, tmp_path: Path
+) -> None:
+    queries = make_queries(cosine_docs, 120)
+    partitioning = build(cosine_docs, queries, reduced_dim=12)
+    partitioning.save(tmp_path / "part")
+    loaded = Partitioning.load(tmp_path / "part", cosine_docs)
+    assert loaded.describe() == partitioning.describe()
+    before = run_batch(cosine_docs, queries, partitioning=partitioning, settings=THROUGH_CELLS)
+    after = run_batch(cosine_docs, queries, partitioning=loaded, settings=THROUGH_CELLS)
+    for (first_id, first), (second_id, second) in zip(before, after, strict=True):
+        assert first_id == second_id
+        assert first.ids == second.ids
+        np.testing.assert_array_equal(first.scores, second.scores)
+
+
+def test_load_refuses_a_partitioning_of_another_collection(
+    cosine_docs: Collection, tmp_path: Path
+) -> None:
+    partitioning = build(cosine_docs, make_queries(cosine_docs, 30))
+    partitioning.save(tmp_path / "part")
+    database = Database(tmp_path / "other")
+    small = database.create_collection("small", 24, "cosine", SCHEMA)
+    small.upsert(["a"], np.ones((1, 24), np.float32))
+    with pytest.raises(InvalidArgument, match="covers 3000 rows"):
+        Partitioning.load(tmp_path / "part", small)
+    other_dim = database.create_collection("wide", 25, "cosine", SCHEMA)
+    with pytest.raises(InvalidArgument, match="dim 24"):
+        Partitioning.load(tmp_path / "part", other_dim)
+    database.close()
+
+
+def test_rows_written_or_deleted_after_the_build_are_honoured(fresh_docs: Collection) -> None:
+    cosine_docs = fresh_docs
+    queries = make_queries(cosine_docs, 50)
+    partitioning = build(cosine_docs, queries)
+    # new points right on top of some queries, and deletes of others' best hits
+    cosine_docs.upsert(
+        [f"new{i}" for i in range(5)],
+        np.stack([queries[i].vector for i in range(5)]),
+        [{"color": "red", "year": 2005, "tags": ["t1"]}] * 5,
+        [["acme", "globex", "initech"]] * 5,
+    )
+    gone = exact(cosine_docs, queries[10])[0][:3]
+    cosine_docs.delete(gone)
+    results = dict(run_batch(cosine_docs, queries, partitioning=partitioning, settings=EXHAUSTIVE))
+    assert_same_as_exact(cosine_docs, queries, results)
+    for hits in results.values():
+        assert not set(gone) & set(hits.ids)
+
+
+def test_results_stream_and_stopping_cancels(fresh_docs: Collection) -> None:
+    cosine_docs = fresh_docs
+    queries = make_queries(cosine_docs, 40)
+    partitioning = build(cosine_docs, queries)
+    stream = run_batch(
+        cosine_docs,
+        queries,
+        partitioning=partitioning,
+        settings=BatchSettings(chunk_size=4, exact_rows=50, flat_preference=0.0),
+    )
+    first = list(itertools.islice(stream, 4))
+    assert [qid for qid, _ in first] == ["q0", "q1", "q2", "q3"]
+    # between chunks no lock is held: a writer gets through while the stream is paused
+    writer = threading.Thread(
+        target=cosine_docs.upsert, args=(["late"], np.ones((1, 24), np.float32))
+    )
+    writer.start()
+    writer.join(timeout=10)
+    assert not writer.is_alive()
+    stream.close()  # the caller stops: nothing else runs
+    with pytest.raises(StopIteration):
+        next(stream)
+
+
+# --- validation and helpers ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (BatchQuery("bad-k", np.ones(24, np.float32), 0), "'bad-k': k 0"),
+        (BatchQuery("bad-dim", np.ones(23, np.float32), 5), "'bad-dim': vector dimension 23"),
+        (
+            BatchQuery("bad-nan", np.full(24, np.nan, np.float32), 5),
+            "'bad-nan': query vector 1 contains NaN",
+        ),
+        (BatchQuery("bad-tenant", np.ones(24, np.float32), 5, "no spaces"), "invalid tenant"),
+    ],
+)
+def test_bad_queries_are_refused_naming_the_query(
+    cosine_docs: Collection, query: BatchQuery, message: str
+) -> None:
+    good = BatchQuery("good", np.ones(24, np.float32), 5)
+    with pytest.raises(InvalidArgument, match=message):
+        list(run_batch(cosine_docs, [good, query]))
+
+
+def test_an_unknown_attribute_in_a_filter_is_refused(cosine_docs: Collection) -> None:
+    query = BatchQuery("q", np.ones(24, np.float32), 5, None, flt.Equals("size", 3))
+    with pytest.raises(InvalidArgument, match="unknown attribute 'size'"):
+        list(run_batch(cosine_docs, [query]))
+
+
+def test_shared_predicate_masks_equal_the_collections_own(cosine_docs: Collection) -> None:
+    from vecdb.engine.batch import _Reader
+
+    reader = _Reader(cosine_docs)
+    atoms: dict[str, np.ndarray] = {}
+    nested = flt.Not(flt.And((flt.Or((FILTERS[1], FILTERS[4])), flt.Not(FILTERS[3]))))
+    with reader.snapshot() as snap:
+        for _ in range(2):  # the second round is served from the shared predicates
+            for tenant in (None, *TENANTS, "nobody"):
+                for filter in (*FILTERS, nested):
+                    expected = cosine_docs.candidate_mask(tenant, filter)
+                    if expected is None:
+                        expected = snap.alive
+                    shared = reader.shared_mask(snap, tenant, filter, atoms)
+                    np.testing.assert_array_equal(shared, expected)
+        with pytest.raises(InvalidArgument, match="needs at least one filter"):
+            reader.shared_mask(snap, None, flt.And(()), atoms)
+
+
+def test_an_empty_batch_yields_nothing(cosine_docs: Collection) -> None:
+    assert list(run_batch(cosine_docs, [])) == []
+
+
+def test_equal_filters_share_one_key_and_atoms_are_the_required_conjuncts() -> None:
+    first = flt.from_json(
+        {"and": [{"field": "year", "gte": 2000}, {"field": "color", "eq": "red"}]}
+    )
+    second = flt.from_json(
+        {"and": [{"field": "year", "gte": 2000}, {"field": "color", "eq": "red"}]}
+    )
+    assert workload_key("acme", first) == workload_key("acme", second)
+    assert workload_key("acme", first) != workload_key(None, first)
+    assert atoms_of(first) == [flt.Range("year", gte=2000.0), flt.Equals("color", "red")]
+    assert atoms_of(flt.Or((flt.Equals("color", "red"),))) == []
+    assert atoms_of(None) == []

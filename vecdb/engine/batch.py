@@ -1,0 +1,1635 @@
+"""Batch workloads planned as a whole (HQI): a workload-aware partitioning and grouped scoring.
+
+A batch of hybrid queries (vector + tenant + filter) is answered in three steps:
+
+1. **One mask per distinct filter.** Queries that share a tenant and filter share one evaluation of
+   it (a row mask), cached across chunks until the collection changes.
+2. **Routing.** With a :class:`Partitioning` — a qd-tree cut on the atomic predicates (and tenants)
+   the workload uses most, each leaf holding its own small IVF over reduced vectors — a query
+   visits only the IVF lists ("cells") that hold rows its mask allows, nearest first, until it has
+   seen enough matching rows. Queries whose filter matches few rows skip the partitioning and scan
+   their matching rows exactly.
+3. **Multi-query optimization.** The queries that probe one cell are scored together with one
+   matrix multiplication over the cell's contiguous codes; each query's mask is applied, the best
+   candidates kept, and the survivors reranked exactly with the full-precision vectors.
+
+Routing is driven by the masks themselves, never by reasoning about predicates, so a partitioning
+only ever changes speed, not which rows a query may return. Rows written after the partitioning was
+built are scanned exactly, as the collection does for rows its index does not cover.
+
+:func:`run_batch` is a generator: results stream one chunk at a time, and a caller cancels a long
+batch simply by no longer iterating.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vecdb.engine import filters as flt
+from vecdb.engine.attributes import AttributeTable, Mask, Rows
+from vecdb.engine.errors import InvalidArgument
+from vecdb.engine.filters import Filter
+from vecdb.engine.projection import Projection, fit_pca
+from vecdb.engine.schema import Metric, check_name
+
+if TYPE_CHECKING:
+    from vecdb.engine.collection import Collection, Hits
+
+Vectors = NDArray[np.float32]
+Scores = NDArray[np.float32]
+
+FORMAT_VERSION = 1
+# how a query of a batch was answered
+EXACT, FLAT, CELLS = 0, 1, 2
+PLAN_NAMES = {EXACT: "batch:exact", FLAT: "batch:flat", CELLS: "batch:partition"}
+PARTITIONING_FILE = "partitioning.json"
+ARRAYS_FILE = "partitioning.npz"
+
+
+@dataclass(frozen=True)
+class BatchQuery:
+    """One query of a batch: an id the caller knows it by, a vector, ``k``, tenant and filter."""
+
+    query_id: str
+    vector: NDArray[np.float32]
+    k: int
+    tenant: str | None = None
+    filter: Filter | None = None
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """Knobs of batch execution; None means "as the partitioning was calibrated"."""
+
+    # a filter matching at most this many rows is answered by an exact scan of those rows
+    exact_rows: int = 2_048
+    # rows per chunk of queries planned together; results stream chunk by chunk
+    chunk_size: int = 1_024
+    # partition path: visit cells, nearest first, until the query has seen
+    # clip(probe_scale * m ** probe_exponent, min_probe_rows, m) of its m matching rows
+    probe_scale: float | None = None
+    probe_exponent: float | None = None
+    min_probe_rows: int | None = None
+    # candidates kept per query for the exact rerank, as a multiple of k
+    rerank_factor: float | None = None
+    # a filter's reduced codes are scanned flat when that costs at most this times the cells the
+    # probe rule would visit (0: never flat)
+    flat_preference: float = 1.2
+    # bytes of filter masks kept between chunks
+    mask_cache_bytes: int = 256 << 20
+    # BLAS threads while a chunk runs: the per-cell products are small, and on a busy machine
+    # one thread per product beats several that wait for each other (None: leave as configured)
+    blas_threads: int | None = 1
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """The resolved knobs of one partition search."""
+
+    scale: float
+    exponent: float
+    min_rows: int
+    rerank_factor: float
+    exact_rows: int
+    flat_preference: float
+
+
+def workload_key(tenant: str | None, filter: Filter | None) -> str:
+    """Return a canonical text key for a (tenant, filter) pair: equal filters share one mask."""
+    return json.dumps(
+        [tenant, None if filter is None else flt.to_json(filter)], sort_keys=True, default=str
+    )
+
+
+# --- the one place that reads a collection's internals ---------------------------------------
+
+
+@dataclass
+class _Snapshot:
+    """What a batch reads from a collection, taken under its read lock."""
+
+    rows: int
+    live: int
+    sequence: int
+    metric: Metric
+    vectors: Vectors
+    norms: NDArray[np.float32]
+    alive: Mask
+
+
+class _Reader:
+    """Read-only access to a collection's arrays (replaceable by public accessors later)."""
+
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+
+    @contextmanager
+    def snapshot(self) -> Iterator[_Snapshot]:
+        """Hold the collection's read lock and yield its arrays for the duration of the block."""
+        collection = self.collection
+        with collection._lock.read():
+            cols = collection._cols
+            n = collection.row_count
+            yield _Snapshot(
+                rows=n,
+                live=len(collection),
+                sequence=collection.sequence,
+                metric=collection.metric,
+                vectors=cols.vectors,
+                norms=cols.norms,
+                alive=cols.alive[:n],
+            )
+
+    def mask(self, snapshot: _Snapshot, tenant: str | None, filter: Filter | None) -> Mask:
+        """Return the rows a (tenant, filter) allows, live rows only (call inside snapshot)."""
+        mask = self.collection.candidate_mask(tenant, filter)
+        return snapshot.alive.copy() if mask is None else mask
+
+    def tenant_mask(self, snapshot: _Snapshot, tenant: str) -> Mask:
+        """Return the rows ``tenant`` may see (call inside snapshot)."""
+        mask = np.zeros(snapshot.rows, np.bool_)
+        rows = self.collection.tenant_rows(tenant)
+        mask[rows[rows < snapshot.rows]] = True
+        return mask
+
+    def shared_mask(
+        self,
+        snapshot: _Snapshot,
+        tenant: str | None,
+        filter: Filter | None,
+        atoms: dict[str, Mask],
+    ) -> Mask:
+        """Return what :meth:`mask` returns, evaluating each predicate (and tenant) at most once
+        across calls that share ``atoms`` (call inside snapshot; ``atoms`` must be dropped when
+        the collection changes)."""
+        mask = snapshot.alive.copy()
+        if tenant is not None:
+            key = f"tenant:{tenant}"
+            if key not in atoms:
+                atoms[key] = self.tenant_mask(snapshot, tenant)
+            mask &= atoms[key]
+        if filter is not None:
+            mask &= _evaluate_shared(filter, self.collection.attributes, snapshot.rows, atoms, 0)
+        return mask
+
+    def ids(self, rows: Rows) -> list[str]:
+        """Return the point ids of ``rows`` (call inside snapshot)."""
+        ids = self.collection._cols.ids
+        return [ids[r] or "" for r in rows.tolist()]
+
+
+def _evaluate_shared(
+    node: Filter, table: AttributeTable, n: int, atoms: dict[str, Mask], depth: int
+) -> Mask:
+    """Evaluate a filter as :func:`filters.evaluate` does, reusing predicate masks in ``atoms``.
+
+    Predicates are evaluated by :func:`filters.evaluate` itself (same semantics and errors); only
+    the and / or / not combination happens here. Masks in ``atoms`` are never modified.
+    """
+    if depth > flt.MAX_DEPTH or (isinstance(node, flt.And | flt.Or) and not node.children):
+        return flt.evaluate(node, table, n)  # raises the engine's own error
+    if isinstance(node, flt.And | flt.Or):
+        children = [_evaluate_shared(c, table, n, atoms, depth + 1) for c in node.children]
+        combined = children[0].copy()
+        for child in children[1:]:
+            if isinstance(node, flt.And):
+                combined &= child
+            else:
+                combined |= child
+        return combined
+    if isinstance(node, flt.Not):
+        return ~_evaluate_shared(node.child, table, n, atoms, depth + 1)
+    key = json.dumps(flt.to_json(node), sort_keys=True, default=str)
+    found = atoms.get(key)
+    if found is None:
+        found = flt.evaluate(node, table, n)
+        atoms[key] = found
+    return found
+
+
+# --- scoring helpers --------------------------------------------------------------------------
+
+
+def _exact_scores(snapshot: _Snapshot, queries: Vectors, rows: Rows) -> Scores:
+    """Return (m, len(rows)) higher-is-better scores of ``queries`` against shared ``rows``."""
+    block = snapshot.vectors[rows]
+    dots: Scores = np.ascontiguousarray((block @ queries.T).T)
+    if snapshot.metric is Metric.IP:
+        return dots
+    norms = snapshot.norms[rows]
+    if snapshot.metric is Metric.COSINE:
+        query_norms = np.linalg.norm(queries, axis=1, keepdims=True)
+        cosine: Scores = dots / (query_norms * norms[None, :])
+        return cosine
+    query_sq = np.einsum("ij,ij->i", queries, queries)[:, None]
+    negated: Scores = (2.0 * dots - query_sq - (norms * norms)[None, :]).astype(np.float32)
+    return negated
+
+
+def _candidate_scores(snapshot: _Snapshot, queries: Vectors, candidates: Rows) -> Scores:
+    """Return exact scores of each query against its own candidate rows (-1: -inf)."""
+    valid = candidates >= 0
+    safe = np.where(valid, candidates, 0)
+    dots = np.empty(candidates.shape, np.float32)
+    step = max(1, (1 << 22) // max(1, candidates.shape[1] * queries.shape[1]))  # ~16 MB blocks
+    for lo in range(0, len(queries), step):
+        block = snapshot.vectors[safe[lo : lo + step]]  # (queries, candidates, dim)
+        dots[lo : lo + step] = np.matmul(block, queries[lo : lo + step, :, None])[..., 0]
+    if snapshot.metric is Metric.IP:
+        scores = dots
+    elif snapshot.metric is Metric.COSINE:
+        query_norms = np.linalg.norm(queries, axis=1, keepdims=True)
+        scores = (dots / (query_norms * snapshot.norms[safe])).astype(np.float32)
+    else:
+        query_sq = np.einsum("ij,ij->i", queries, queries)[:, None]
+        norms = snapshot.norms[safe]
+        scores = (2.0 * dots - query_sq - norms * norms).astype(np.float32)
+    return np.where(valid, scores, -np.inf).astype(np.float32)
+
+
+def _report(metric: Metric, internal: Scores) -> Scores:
+    """Scores as a search reports them (l2: squared distance)."""
+    if metric is Metric.L2:
+        return np.maximum(-internal, 0.0).astype(np.float32)
+    return internal.astype(np.float32)
+
+
+def _prepare_rows(metric: Metric, vectors: Vectors) -> Vectors:
+    """Vectors as the reduced space compares them (cosine: unit length)."""
+    if metric is Metric.COSINE:
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        out: Vectors = (vectors / np.maximum(norms, 1e-30)).astype(np.float32)
+        return out
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def _bias(metric: Metric, codes: Vectors) -> NDArray[np.float32]:
+    """Per-row score offset: l2 ranks by q·x - |x|²/2, the others by q·x."""
+    if metric is Metric.L2:
+        squares: NDArray[np.float32] = np.einsum("ij,ij->i", codes, codes)
+        return (-0.5 * squares).astype(np.float32)
+    return np.zeros(len(codes), np.float32)
+
+
+# --- the partitioning ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Atom:
+    """A cut of the qd-tree: an atomic predicate, or visibility to a tenant."""
+
+    tenant: str | None = None
+    filter: Filter | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """Return the JSON form of the cut."""
+        if self.tenant is not None:
+            return {"tenant": self.tenant}
+        assert self.filter is not None
+        return {"filter": flt.to_json(self.filter)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Atom:
+        """Return the cut a :meth:`to_json` object describes."""
+        if "tenant" in data:
+            return cls(tenant=str(data["tenant"]))
+        return cls(filter=flt.from_json(data["filter"]))
+
+    def describe(self) -> str:
+        """Return a short human-readable form."""
+        if self.tenant is not None:
+            return f"tenant={self.tenant}"
+        return json.dumps(self.to_json()["filter"], sort_keys=True)
+
+
+def atoms_of(filter: Filter | None) -> list[Filter]:
+    """Return the atomic predicates a filter requires (its conjuncts that are not and/or/not)."""
+    if filter is None:
+        return []
+    if isinstance(filter, flt.And):
+        return [atom for child in filter.children for atom in atoms_of(child)]
+    if isinstance(filter, flt.Or | flt.Not):
+        return []
+    return [filter]
+
+
+@dataclass
+class _Node:
+    """A qd-tree node: a cut with two children, or a leaf."""
+
+    atom: Atom | None = None
+    match: int = -1
+    rest: int = -1
+    leaf: int = -1
+
+
+@dataclass
+class Partitioning:
+    """A qd-tree over a collection's rows, each leaf with its own small IVF over reduced vectors.
+
+    Cells (the IVF lists of every leaf) are stored contiguously: ``order[cell_starts[c]:
+    cell_starts[c + 1]]`` are the rows of cell ``c`` and ``codes`` the same slice of their reduced
+    vectors, so the queries probing a cell are scored with one matrix product.
+    """
+
+    metric: Metric
+    dim: int
+    covered_rows: int
+    sequence: int
+    projection: Projection | None
+    order: Rows
+    codes: Vectors
+    bias: NDArray[np.float32]
+    cell_starts: Rows
+    cell_leaf: NDArray[np.int32]
+    centroids: Vectors
+    centroid_bias: NDArray[np.float32]
+    nodes: list[_Node]
+    leaf_paths: list[list[tuple[Atom, bool]]]
+    probe_scale: float = 1.0
+    probe_exponent: float = 0.75
+    min_probe_rows: int = 1_024
+    rerank_factor: float = 4.0
+    measured_recall: float | None = None
+    build_seconds: float = 0.0
+    cell_of_row: NDArray[np.int32] = field(init=False, repr=False)
+    position_of_row: NDArray[np.int64] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.cell_of_row = np.full(self.covered_rows, -1, np.int32)
+        sizes = np.diff(self.cell_starts)
+        self.cell_of_row[self.order] = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+        self.position_of_row = np.full(self.covered_rows, -1, np.int64)
+        self.position_of_row[self.order] = np.arange(len(self.order))
+
+    # --- description ----------------------------------------------------------------------------
+
+    @property
+    def leaf_count(self) -> int:
+        """The number of leaves of the qd-tree."""
+        return len(self.leaf_paths)
+
+    @property
+    def cell_count(self) -> int:
+        """The number of IVF lists over all leaves."""
+        return len(self.cell_leaf)
+
+    @property
+    def reduced_dim(self) -> int:
+        """The dimension cells are scored in."""
+        return int(self.codes.shape[1])
+
+    def memory_bytes(self) -> int:
+        """Return the bytes the partitioning holds in memory."""
+        arrays = (
+            self.order,
+            self.codes,
+            self.bias,
+            self.cell_starts,
+            self.cell_leaf,
+            self.centroids,
+            self.centroid_bias,
+            self.cell_of_row,
+            self.position_of_row,
+        )
+        total = sum(int(a.nbytes) for a in arrays)
+        if self.projection is not None:
+            total += int(self.projection.data_matrix.nbytes + self.projection.query_matrix.nbytes)
+        return total
+
+    def describe(self) -> dict[str, object]:
+        """Return what the partitioning is: leaves, their paths and sizes, and its settings."""
+        leaf_rows = np.bincount(
+            self.cell_leaf, weights=np.diff(self.cell_starts), minlength=self.leaf_count
+        )
+        return {
+            "leaves": self.leaf_count,
+            "cells": self.cell_count,
+            "covered_rows": self.covered_rows,
+            "reduced_dim": self.reduced_dim,
+            "probe_scale": self.probe_scale,
+            "probe_exponent": self.probe_exponent,
+            "min_probe_rows": self.min_probe_rows,
+            "rerank_factor": self.rerank_factor,
+            "measured_recall": self.measured_recall,
+            "build_seconds": self.build_seconds,
+            "memory_bytes": self.memory_bytes(),
+            "leaf_paths": [
+                {
+                    "rows": int(leaf_rows[i]),
+                    "path": [("" if side else "not ") + atom.describe() for atom, side in path],
+                }
+                for i, path in enumerate(self.leaf_paths)
+            ],
+        }
+
+    # --- projection -------------------------------------------------------------------------------
+
+    def project_queries(self, queries: Vectors) -> Vectors:
+        """Return queries in the space cells are scored in."""
+        prepared = _prepare_rows(self.metric, queries)
+        if self.projection is None:
+            return np.ascontiguousarray(prepared)
+        return self.projection.project_queries(prepared)
+
+    def project_rows(self, vectors: Vectors) -> Vectors:
+        """Return stored vectors in the space cells are scored in."""
+        prepared = _prepare_rows(self.metric, vectors)
+        if self.projection is None:
+            return np.ascontiguousarray(prepared)
+        return self.projection.project_data(prepared)
+
+    # --- building ---------------------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        collection: Collection,
+        workload: Sequence[BatchQuery],
+        *,
+        reduced_dim: int | None = -1,
+        list_rows: int = 512,
+        max_leaves: int = 64,
+        min_leaf_rows: int = 4_096,
+        sample_rows: int = 32_768,
+        recall_target: float = 0.95,
+        settings: BatchSettings | None = None,
+        seed: int = 0,
+        progress: Callable[[str, float], None] | None = None,
+    ) -> Partitioning:
+        """Return a partitioning of ``collection`` learned from the workload's predicates.
+
+        ``reduced_dim``: the dimension cells are scored in (-1: about a third of ``dim``, at least
+        32; None: full vectors). Probing is calibrated on a sample of the workload's queries to
+        reach ``recall_target`` recall@k against exact search.
+        """
+        import faiss  # noqa: F401  (loaded before the thread limits, so they reach its OpenMP pool)
+
+        settings = settings or BatchSettings()
+        if not 0.0 < recall_target <= 1.0:
+            raise InvalidArgument(f"recall_target {recall_target} is not allowed: use (0, 1]")
+        with _blas_threads(settings.blas_threads, user_api=None):
+            return cls._build(
+                collection,
+                workload,
+                reduced_dim=reduced_dim,
+                list_rows=list_rows,
+                max_leaves=max_leaves,
+                min_leaf_rows=min_leaf_rows,
+                sample_rows=sample_rows,
+                recall_target=recall_target,
+                settings=settings,
+                seed=seed,
+                progress=progress,
+            )
+
+    @classmethod
+    def _build(
+        cls,
+        collection: Collection,
+        workload: Sequence[BatchQuery],
+        *,
+        reduced_dim: int | None,
+        list_rows: int,
+        max_leaves: int,
+        min_leaf_rows: int,
+        sample_rows: int,
+        recall_target: float,
+        settings: BatchSettings,
+        seed: int,
+        progress: Callable[[str, float], None] | None,
+    ) -> Partitioning:
+        import faiss
+
+        started = time.perf_counter()
+        say = progress or (lambda stage, fraction: None)
+        reader = _Reader(collection)
+        rng = np.random.default_rng(seed)
+        key_tenants, key_filters, key_weights = _distinct_keys(workload)
+        cuts = _candidate_atoms(workload)
+        say("masks", 0.0)
+        with reader.snapshot() as snap:
+            n = snap.rows
+            key_masks = [
+                reader.mask(snap, t, f) for t, f in zip(key_tenants, key_filters, strict=True)
+            ]
+            atom_masks: list[Mask] = []
+            kept_atoms: list[Atom] = []
+            for atom in cuts:
+                if atom.tenant is not None:
+                    mask = reader.tenant_mask(snap, atom.tenant) & snap.alive
+                else:
+                    mask = reader.mask(snap, None, atom.filter)
+                atom_masks.append(mask)
+                kept_atoms.append(atom)
+            alive_rows = np.flatnonzero(snap.alive).astype(np.int64)
+            vectors = snap.vectors
+            metric = snap.metric
+            sequence = snap.sequence
+        dim = int(vectors.shape[1])
+        if len(alive_rows) == 0:
+            raise InvalidArgument(f"collection {collection.name!r} is empty: nothing to partition")
+
+        # the qd-tree, grown greedily on a sample of rows
+        say("tree", 0.1)
+        sample = np.sort(
+            rng.choice(alive_rows, size=min(sample_rows, len(alive_rows)), replace=False)
+        )
+        scale = len(alive_rows) / len(sample)
+        counts = np.asarray([int(np.count_nonzero(m)) for m in key_masks], dtype=np.float64)
+        # a query on the partition path scans about (rows it touches) / (its matching rows) rows
+        # per matching row it needs; exact-path queries do not depend on the layout
+        weights = np.where(counts > settings.exact_rows, key_weights / np.maximum(counts, 1), 0.0)
+        nodes = _grow_tree(
+            np.stack([m[sample] for m in key_masks])
+            if key_masks
+            else np.zeros((0, len(sample)), np.bool_),
+            np.stack([m[sample] for m in atom_masks])
+            if atom_masks
+            else np.zeros((0, len(sample)), np.bool_),
+            weights,
+            kept_atoms,
+            min_leaf=max(1, math.ceil(min_leaf_rows / scale)),
+            max_leaves=max_leaves,
+        )
+        leaf_rows, leaf_paths = _assign_leaves(nodes, alive_rows, kept_atoms, atom_masks)
+        del key_masks, atom_masks
+
+        # the projection: reuse the index's when it has one, else PCA on a sample of the data
+        say("projection", 0.2)
+        projection: Projection | None = None
+        if reduced_dim == -1:
+            reduced_dim = None if dim <= 64 else max(32, int(16 * round(dim / 3 / 16)))
+        if reduced_dim is not None and reduced_dim < dim:
+            index_projection = getattr(collection.index, "projection", None)
+            if isinstance(index_projection, Projection) and index_projection.dim == dim:
+                projection = index_projection
+            else:
+                fit_rows = np.sort(
+                    rng.choice(alive_rows, size=min(32_768, len(alive_rows)), replace=False)
+                )
+                projection = fit_pca(
+                    _prepare_rows(metric, np.asarray(vectors[fit_rows])),
+                    reduced_dim,
+                    center=metric is Metric.L2,
+                )
+
+        # one small IVF per leaf, cells laid out contiguously
+        orders: list[Rows] = []
+        code_blocks: list[Vectors] = []
+        starts: list[int] = [0]
+        cell_leaf: list[int] = []
+        centroid_blocks: list[Vectors] = []
+        total = sum(len(r) for r in leaf_rows)
+        done = 0
+        for leaf, rows in enumerate(leaf_rows):
+            say("lists", 0.25 + 0.7 * done / max(total, 1))
+            done += len(rows)
+            if len(rows) == 0:
+                continue
+            codes = _project(projection, metric, vectors, rows)
+            lists = max(1, round(len(rows) / list_rows))
+            if lists == 1:
+                assignment = np.zeros(len(rows), np.int64)
+                centroids = codes.mean(axis=0, keepdims=True).astype(np.float32)
+            else:
+                kmeans = faiss.Kmeans(
+                    codes.shape[1],
+                    lists,
+                    niter=10,
+                    seed=seed + leaf,
+                    spherical=metric is Metric.COSINE,
+                    max_points_per_centroid=64,
+                )
+                kmeans.train(codes)
+                centroids = np.asarray(kmeans.centroids, dtype=np.float32)
+                _, nearest = kmeans.index.search(codes, 1)
+                assignment = nearest[:, 0].astype(np.int64)
+            sizes = np.bincount(assignment, minlength=len(centroids))
+            nonempty = np.flatnonzero(sizes)
+            permutation = np.argsort(assignment, kind="stable")
+            orders.append(rows[permutation])
+            code_blocks.append(codes[permutation])
+            for c in nonempty:
+                starts.append(starts[-1] + int(sizes[c]))
+                cell_leaf.append(leaf)
+            centroid_blocks.append(centroids[nonempty])
+        order = np.concatenate(orders).astype(np.int64)
+        codes_all = np.ascontiguousarray(np.concatenate(code_blocks), dtype=np.float32)
+        centroids_all = np.ascontiguousarray(np.concatenate(centroid_blocks), dtype=np.float32)
+        part = cls(
+            metric=metric,
+            dim=dim,
+            covered_rows=n,
+            sequence=sequence,
+            projection=projection,
+            order=order,
+            codes=codes_all,
+            bias=_bias(metric, codes_all),
+            cell_starts=np.asarray(starts, dtype=np.int64),
+            cell_leaf=np.asarray(cell_leaf, dtype=np.int32),
+            centroids=centroids_all,
+            centroid_bias=_bias(metric, centroids_all),
+            nodes=nodes,
+            leaf_paths=leaf_paths,
+        )
+        say("calibration", 0.95)
+        part._calibrate(collection, workload, recall_target, settings, rng)
+        part.build_seconds = time.perf_counter() - started
+        say("done", 1.0)
+        return part
+
+    def _calibrate(
+        self,
+        collection: Collection,
+        workload: Sequence[BatchQuery],
+        recall_target: float,
+        settings: BatchSettings,
+        rng: np.random.Generator,
+        sample_size: int = 192,
+    ) -> None:
+        """Choose probing depth and rerank factor: the cheapest that reach ``recall_target``.
+
+        For a sample of the workload's partition-path queries, exact search gives the true
+        neighbours, and the position of each neighbour's cell in the query's probe order gives the
+        probing depth that finds it; the depth rule ``target(m) = clip(scale * m ** exponent,
+        min_probe_rows, m)`` (m: matching rows) is then fitted in closed form, and the rerank
+        factor checked by real searches.
+        """
+        reader = _Reader(collection)
+        with reader.snapshot() as snap:
+            masks: dict[str, Mask] = {}
+            picked: list[BatchQuery] = []
+            for i in rng.permutation(len(workload))[: 8 * sample_size].tolist():
+                query = workload[i]
+                key = workload_key(query.tenant, query.filter)
+                if key not in masks:
+                    masks[key] = reader.mask(snap, query.tenant, query.filter)
+                if int(np.count_nonzero(masks[key])) > max(settings.exact_rows, query.k):
+                    picked.append(query)
+                if len(picked) == sample_size:
+                    break
+            if not picked:
+                self.measured_recall = 1.0
+                return
+            vectors = np.stack([q.vector for q in picked]).astype(np.float32)
+            ks = np.asarray([q.k for q in picked], dtype=np.int64)
+            keys = [workload_key(q.tenant, q.filter) for q in picked]
+            distinct = list(dict.fromkeys(keys))
+            slot = {key: i for i, key in enumerate(distinct)}
+            key_masks = [masks[key] for key in distinct]
+            mask_ids = np.asarray([slot[key] for key in keys], dtype=np.int64)
+            truth = _exact_truth(snap, vectors, ks, keys, masks, self.covered_rows)
+            depth = _probe_depths(self, snap, vectors, [masks[key] for key in keys], truth)
+            goal = recall_target + (1.0 - recall_target) / 2
+            factors = (2.0, 3.0, 5.0, 8.0, 12.0) if self.projection is not None else (1.0,)
+            chosen: tuple[float, float, int, float, float] | None = None
+            fitted_on = np.arange(len(picked))
+            for _ in range(5):
+                scale, exponent, floor = depth.subset(fitted_on).fit(goal)
+                for factor in factors:
+                    probe = _Probe(
+                        scale,
+                        exponent,
+                        floor,
+                        factor,
+                        settings.exact_rows,
+                        settings.flat_preference,
+                    )
+                    _, found, _, plans = self._search(
+                        snap, vectors, ks, key_masks, probe=probe, mask_ids=mask_ids
+                    )
+                    # what counts is the recall of each approximate plan the planner picks
+                    through_cells = np.flatnonzero(plans == CELLS)
+                    flat = np.flatnonzero(plans == FLAT)
+                    recall = min(
+                        _recall(found[through_cells], [truth[i] for i in through_cells]),
+                        _recall(found[flat], [truth[i] for i in flat]),
+                    )
+                    approximate = np.concatenate([through_cells, flat])
+                    if recall >= recall_target:
+                        chosen = (
+                            scale,
+                            exponent,
+                            floor,
+                            factor,
+                            _recall(found[approximate], [truth[i] for i in approximate]),
+                        )
+                        break
+                if chosen is not None or goal >= 0.9999:
+                    break
+                if len(through_cells) >= 16:
+                    fitted_on = through_cells
+                goal = 1.0 - (1.0 - goal) / 2
+            if chosen is None:
+                # nothing reached the target: probe every cell holding a matching row
+                self.probe_scale, self.probe_exponent = 1.0, 1.0
+                self.min_probe_rows, self.rerank_factor = 1 << 62, factors[-1]
+                self.measured_recall = None
+                return
+            (
+                self.probe_scale,
+                self.probe_exponent,
+                self.min_probe_rows,
+                self.rerank_factor,
+                self.measured_recall,
+            ) = chosen
+
+    # --- searching --------------------------------------------------------------------------------
+
+    def _search(
+        self,
+        snap: _Snapshot,
+        queries: Vectors,
+        ks: NDArray[np.int64],
+        masks: Sequence[Mask],
+        *,
+        probe: _Probe,
+        mask_ids: NDArray[np.int64] | None = None,
+    ) -> tuple[Scores, Rows, NDArray[np.int64], NDArray[np.int8]]:
+        """Return internal scores, rows (-1 padded to the largest k), rows scored, and the plan
+        (:data:`EXACT`, :data:`FLAT` or :data:`CELLS`) of each query.
+
+        ``masks[mask_ids[i]]`` is query ``i``'s mask over all rows (default: one mask each). Per
+        distinct mask the plan is the cheapest of: an exact scan of its rows (only when they are
+        few), a flat scan of their reduced codes, or grouped scoring of the cells the probe rule
+        visits; the last two keep the best candidates and rerank them exactly.
+        """
+        m = len(queries)
+        ids = np.arange(m, dtype=np.int64) if mask_ids is None else mask_ids
+        k_max = int(ks.max())
+        covered = min(self.covered_rows, snap.rows)
+        sizes = np.diff(self.cell_starts)
+        reduced = self.project_queries(queries)
+        centroid_scores = reduced @ self.centroids.T + self.centroid_bias[None, :]
+        keep = ks.copy()
+        if self.projection is not None:
+            keep = np.maximum(ks, np.ceil(ks * probe.rerank_factor).astype(np.int64))
+        keep = np.minimum(keep, max(snap.rows, 1))
+        keep_max = int(keep.max())
+        scores_out = np.full((m, k_max), -np.inf, np.float32)
+        rows_out = np.full((m, k_max), -1, np.int64)
+        scanned = np.zeros(m, np.int64)
+        plans = np.full(m, EXACT, np.int8)
+        # each query's best candidates so far by reduced score, merged block by block
+        best_scores = np.full((m, keep_max), -np.inf, np.float32)
+        best_rows = np.full((m, keep_max), -1, np.int64)
+        # routing: per distinct mask, the cells holding allowed rows, nearest first per query
+        pair_query: list[NDArray[np.int64]] = []
+        pair_cell: list[NDArray[np.int64]] = []
+        pair_full: list[NDArray[np.bool_]] = []
+        pair_first: list[NDArray[np.bool_]] = []
+        approximate: list[tuple[int, NDArray[np.int64]]] = []
+        rerank_cost = float(np.mean(keep)) * self.dim
+        for mask_id in np.unique(ids).tolist():
+            members = np.flatnonzero(ids == mask_id)
+            mask = masks[mask_id]
+            allowed = np.flatnonzero(mask[:covered])
+            matching = len(allowed) + int(np.count_nonzero(mask[covered : snap.rows]))
+            if matching <= max(probe.exact_rows, int(keep[members].max())):
+                self._exact_into(snap, queries, members, mask, k_max, scores_out, rows_out)
+                scanned[members] = matching
+                continue
+            in_cells = self.cell_of_row[allowed]
+            counts = np.bincount(in_cells[in_cells >= 0], minlength=self.cell_count)
+            present = np.flatnonzero(counts).astype(np.int64)
+            target = np.maximum(
+                probe_target(int(counts.sum()), probe.scale, probe.exponent, probe.min_rows),
+                keep[members],
+            )
+            ranked = np.argsort(-centroid_scores[np.ix_(members, present)], axis=1, kind="stable")
+            seen = np.cumsum(counts[present][ranked], axis=1)
+            probes = np.minimum(np.count_nonzero(seen < target[:, None], axis=1) + 1, len(present))
+            take = np.arange(len(present))[None, :] < probes[:, None]
+            row_i, col_j = np.nonzero(take)
+            cells = present[ranked[row_i, col_j]]
+            # the nearest cells, up to twice the candidates wanted, set each query's threshold
+            first = np.count_nonzero(seen < 2 * keep[members][:, None], axis=1) + 1
+            visit = np.bincount(row_i, weights=sizes[cells], minlength=len(members))
+            # costs in multiply-adds per query: a flat scan reads every allowed code (gathered,
+            # so dearer per row); cells read the rows they visit, plus a little per cell
+            flat_cost = len(allowed) * self.reduced_dim * 1.5 + rerank_cost
+            cell_cost = float(np.mean(visit)) * self.reduced_dim + rerank_cost
+            cell_cost += float(np.mean(probes)) * 16 * self.reduced_dim
+            approximate.append((mask_id, members))
+            if flat_cost <= probe.flat_preference * cell_cost:
+                positions = self.position_of_row[allowed]
+                positions = np.sort(positions[positions >= 0])  # in storage order: faster reads
+                block = reduced[members] @ self.codes[positions].T
+                block += self.bias[positions]
+                _merge_best(block, self.order[positions], members, best_scores, best_rows)
+                scanned[members] = len(positions)
+                plans[members] = FLAT
+                continue
+            pair_query.append(members[row_i])
+            pair_cell.append(cells)
+            pair_full.append(counts[cells] == sizes[cells])
+            pair_first.append(col_j < first[row_i])
+            scanned[members] = visit.astype(np.int64)
+            plans[members] = CELLS
+        if not approximate:
+            return scores_out, rows_out, scanned, plans
+
+        survivors: tuple[NDArray[np.int64], Rows, Scores] | None = None
+        if pair_query:
+            survivors = self._score_cells(
+                reduced,
+                ids,
+                masks,
+                covered,
+                np.concatenate(pair_query),
+                np.concatenate(pair_cell),
+                np.concatenate(pair_full),
+                np.concatenate(pair_first),
+                keep,
+                best_scores,
+                best_rows,
+            )
+        candidates = _select(best_scores, best_rows, survivors, keep)
+
+        # exact rerank with full-precision vectors (ties broken by row, as exact search does)
+        members_all = np.concatenate([members for _, members in approximate])
+        candidates = candidates[members_all]
+        missing = np.iinfo(np.int64).max
+        candidates = np.sort(np.where(candidates >= 0, candidates, missing), axis=1)
+        candidates = np.where(candidates == missing, -1, candidates)
+        reranked = _candidate_scores(snap, queries[members_all], candidates)
+        scores_out[members_all], rows_out[members_all] = _merge(reranked, candidates, k_max)
+
+        if covered < snap.rows:  # rows written since the partitioning: scan them exactly
+            for mask_id, members in approximate:
+                fresh = covered + np.flatnonzero(masks[mask_id][covered : snap.rows])
+                if len(fresh) == 0:
+                    continue
+                fresh = fresh.astype(np.int64)
+                top_scores, top_rows = _top_k(
+                    _exact_scores(snap, queries[members], fresh), fresh, k_max
+                )
+                scores_out[members], rows_out[members] = _merge(
+                    np.concatenate([scores_out[members], top_scores], axis=1),
+                    np.concatenate([rows_out[members], top_rows], axis=1),
+                    k_max,
+                )
+                scanned[members] += len(fresh)
+        return scores_out, rows_out, scanned, plans
+
+    def _score_cells(
+        self,
+        reduced: Vectors,
+        ids: NDArray[np.int64],
+        masks: Sequence[Mask],
+        covered: int,
+        pair_query: NDArray[np.int64],
+        pair_cell: NDArray[np.int64],
+        pair_full: NDArray[np.bool_],
+        pair_first: NDArray[np.bool_],
+        keep: NDArray[np.int64],
+        best_scores: Scores,
+        best_rows: Rows,
+    ) -> tuple[NDArray[np.int64], Rows, Scores]:
+        """Multi-query optimization: one matrix product per cell for every query probing it.
+
+        First each query's nearest cells fill its best lists; the ``keep``-th best score is then
+        a threshold, and the remaining cells only report the (few) rows that beat it. Returns
+        those as (query, row, reduced score).
+        """
+        used = np.unique(ids[pair_query])
+        slot = np.full(len(masks), -1, np.int64)
+        slot[used] = np.arange(len(used))
+        # masks in storage order, so a cell's slice of them is contiguous
+        stored = np.stack([masks[i][:covered][self.order] for i in used.tolist()])
+        query_slot = slot[ids]
+
+        def cells_of(
+            which: NDArray[np.bool_],
+        ) -> Iterator[tuple[NDArray[np.int64], int, int, bool]]:
+            queries, cells, full = pair_query[which], pair_cell[which], pair_full[which]
+            by_cell = np.argsort(cells, kind="stable")
+            queries, cells, full = queries[by_cell], cells[by_cell], full[by_cell]
+            bounds = np.flatnonzero(np.diff(cells)) + 1
+            starts = np.concatenate([[0], bounds]).astype(np.int64).tolist()
+            stops = np.concatenate([bounds, [len(cells)]]).astype(np.int64).tolist()
+            for lo, hi in zip(starts, stops, strict=True):
+                if lo < hi:
+                    cell = int(cells[lo])
+                    start, stop = int(self.cell_starts[cell]), int(self.cell_starts[cell + 1])
+                    yield queries[lo:hi], start, stop, bool(full[lo:hi].all())
+
+        for group, start, stop, full in cells_of(pair_first):
+            block = reduced[group] @ self.codes[start:stop].T
+            block += self.bias[start:stop]
+            if not full:
+                block[~stored[query_slot[group], start:stop]] = -np.inf
+            _merge_best(block, self.order[start:stop], group, best_scores, best_rows)
+
+        ordered = -np.sort(-best_scores, axis=1)
+        threshold = ordered[np.arange(len(ordered)), np.minimum(keep, ordered.shape[1]) - 1]
+        found_query: list[NDArray[np.int64]] = []
+        found_row: list[Rows] = []
+        found_score: list[Scores] = []
+        for group, start, stop, full in cells_of(~pair_first):
+            block = reduced[group] @ self.codes[start:stop].T
+            block += self.bias[start:stop]
+            better = block > threshold[group][:, None]
+            if not full:
+                better &= stored[query_slot[group], start:stop]
+            query_at, column = np.nonzero(better)
+            found_query.append(group[query_at])
+            found_row.append(self.order[start + column])
+            found_score.append(block[query_at, column])
+        if not found_query:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return np.concatenate(found_query), np.concatenate(found_row), np.concatenate(found_score)
+
+    @staticmethod
+    def _exact_into(
+        snap: _Snapshot,
+        queries: Vectors,
+        members: NDArray[np.int64],
+        mask: Mask,
+        k: int,
+        scores_out: Scores,
+        rows_out: Rows,
+    ) -> None:
+        """Answer ``members`` by an exact scan of every row ``mask`` allows (one shared product)."""
+        allowed = np.flatnonzero(mask).astype(np.int64)
+        scores_out[members], rows_out[members] = _top_k(
+            _exact_scores(snap, queries[members], allowed), allowed, k
+        )
+
+    # --- persistence --------------------------------------------------------------------------------
+
+    def save(self, folder: Path | str) -> None:
+        """Write the partitioning into ``folder`` (each file replaced atomically)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, NDArray[Any]] = {
+            "order": self.order,
+            "codes": self.codes,
+            "cell_starts": self.cell_starts,
+            "cell_leaf": self.cell_leaf,
+            "centroids": self.centroids,
+        }
+        if self.projection is not None:
+            arrays["data_matrix"] = self.projection.data_matrix
+            arrays["query_matrix"] = self.projection.query_matrix
+            offset = getattr(self.projection, "offset", None)
+            if offset is not None:
+                arrays["offset"] = offset
+        temporary = folder / (ARRAYS_FILE + ".tmp")
+        with temporary.open("wb") as out:
+            np.savez(out, **arrays)  # type: ignore[arg-type]
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, folder / ARRAYS_FILE)
+        meta = {
+            "version": FORMAT_VERSION,
+            "metric": self.metric.value,
+            "dim": self.dim,
+            "covered_rows": self.covered_rows,
+            "sequence": self.sequence,
+            "projection": None
+            if self.projection is None
+            else {"kind": self.projection.kind, "method": self.projection.method},
+            "probe_scale": self.probe_scale,
+            "probe_exponent": self.probe_exponent,
+            "min_probe_rows": self.min_probe_rows,
+            "rerank_factor": self.rerank_factor,
+            "measured_recall": self.measured_recall,
+            "build_seconds": self.build_seconds,
+            "nodes": [
+                {"leaf": node.leaf}
+                if node.atom is None
+                else {"atom": node.atom.to_json(), "match": node.match, "rest": node.rest}
+                for node in self.nodes
+            ],
+            "leaf_paths": [
+                [{"atom": atom.to_json(), "match": side} for atom, side in path]
+                for path in self.leaf_paths
+            ],
+        }
+        temporary = folder / (PARTITIONING_FILE + ".tmp")
+        with temporary.open("w") as text:
+            json.dump(meta, text)
+            text.flush()
+            os.fsync(text.fileno())
+        os.replace(temporary, folder / PARTITIONING_FILE)
+
+    @classmethod
+    def load(cls, folder: Path | str, collection: Collection | None = None) -> Partitioning:
+        """Read a partitioning saved by :meth:`save`; with ``collection``, check it fits it."""
+        folder = Path(folder)
+        meta: dict[str, Any] = json.loads((folder / PARTITIONING_FILE).read_text())
+        if meta.get("version") != FORMAT_VERSION:
+            raise InvalidArgument(
+                f"partitioning in {folder.name!r} has format version {meta.get('version')!r}; "
+                f"this vecdb reads version {FORMAT_VERSION}"
+            )
+        with np.load(folder / ARRAYS_FILE) as arrays:
+            loaded = {name: arrays[name] for name in arrays.files}
+        metric = Metric.parse(str(meta["metric"]))
+        projection = None
+        if meta["projection"] is not None:
+            projection = Projection(
+                loaded["data_matrix"],
+                loaded["query_matrix"],
+                kind=meta["projection"]["kind"],
+                method=str(meta["projection"]["method"]),
+            )
+            if "offset" in loaded:  # the mean a centred (l2) projection subtracts first
+                projection = replace(projection, offset=loaded["offset"])
+        nodes = [
+            _Node(leaf=int(node["leaf"]))
+            if "leaf" in node
+            else _Node(
+                atom=Atom.from_json(node["atom"]), match=int(node["match"]), rest=int(node["rest"])
+            )
+            for node in meta["nodes"]
+        ]
+        codes = np.ascontiguousarray(loaded["codes"], dtype=np.float32)
+        centroids = np.ascontiguousarray(loaded["centroids"], dtype=np.float32)
+        part = cls(
+            metric=metric,
+            dim=int(meta["dim"]),
+            covered_rows=int(meta["covered_rows"]),
+            sequence=int(meta["sequence"]),
+            projection=projection,
+            order=loaded["order"].astype(np.int64),
+            codes=codes,
+            bias=_bias(metric, codes),
+            cell_starts=loaded["cell_starts"].astype(np.int64),
+            cell_leaf=loaded["cell_leaf"].astype(np.int32),
+            centroids=centroids,
+            centroid_bias=_bias(metric, centroids),
+            nodes=nodes,
+            leaf_paths=[
+                [(Atom.from_json(step["atom"]), bool(step["match"])) for step in path]
+                for path in meta["leaf_paths"]
+            ],
+            probe_scale=float(meta["probe_scale"]),
+            probe_exponent=float(meta["probe_exponent"]),
+            min_probe_rows=int(meta["min_probe_rows"]),
+            rerank_factor=float(meta["rerank_factor"]),
+            measured_recall=meta["measured_recall"],
+            build_seconds=float(meta["build_seconds"]),
+        )
+        if collection is not None:
+            part.check_fits(collection)
+        return part
+
+    def check_fits(self, collection: Collection) -> None:
+        """Raise InvalidArgument unless this partitioning was built over ``collection``'s rows."""
+        if self.dim != collection.dim or self.metric is not collection.metric:
+            raise InvalidArgument(
+                f"partitioning is for dim {self.dim} / {self.metric.value}, collection "
+                f"{collection.name!r} is dim {collection.dim} / {collection.metric.value}"
+            )
+        if self.covered_rows > collection.row_count:
+            raise InvalidArgument(
+                f"partitioning covers {self.covered_rows} rows but collection "
+                f"{collection.name!r} has only {collection.row_count}: it was built elsewhere"
+            )
+
+
+def _project(
+    projection: Projection | None, metric: Metric, vectors: Vectors, rows: Rows
+) -> Vectors:
+    """Return the reduced vectors of ``rows``, in blocks to bound temporary memory."""
+    width = vectors.shape[1] if projection is None else projection.reduced_dim
+    out = np.empty((len(rows), width), np.float32)
+    for lo in range(0, len(rows), 65_536):
+        block = _prepare_rows(metric, np.asarray(vectors[rows[lo : lo + 65_536]]))
+        out[lo : lo + len(block)] = block if projection is None else projection.project_data(block)
+    return out
+
+
+def _distinct_keys(
+    workload: Sequence[BatchQuery],
+) -> tuple[list[str | None], list[Filter | None], NDArray[np.float64]]:
+    """Return the distinct (tenant, filter) pairs of a workload and how often each occurs."""
+    index: dict[str, int] = {}
+    tenants: list[str | None] = []
+    filters: list[Filter | None] = []
+    counts: list[float] = []
+    for query in workload:
+        key = workload_key(query.tenant, query.filter)
+        at = index.get(key)
+        if at is None:
+            index[key] = len(tenants)
+            tenants.append(query.tenant)
+            filters.append(query.filter)
+            counts.append(1.0)
+        else:
+            counts[at] += 1.0
+    return tenants, filters, np.asarray(counts, dtype=np.float64)
+
+
+def _candidate_atoms(workload: Sequence[BatchQuery], limit: int = 256) -> list[Atom]:
+    """Return the cuts worth trying: the workload's required predicates and tenants, most used first."""
+    uses: dict[str, tuple[Atom, int]] = {}
+    for query in workload:
+        # through JSON and back, so equal predicates compare equal however they were written
+        atoms = [Atom(filter=flt.from_json(flt.to_json(a))) for a in atoms_of(query.filter)]
+        if query.tenant is not None:
+            atoms.append(Atom(tenant=query.tenant))
+        for atom in atoms:
+            key = json.dumps(atom.to_json(), sort_keys=True, default=str)
+            found = uses.get(key)
+            uses[key] = (atom, 1 if found is None else found[1] + 1)
+    ranked = sorted(uses.values(), key=lambda pair: -pair[1])
+    return [atom for atom, _ in ranked[:limit]]
+
+
+def _grow_tree(
+    key_masks: Mask,
+    atom_masks: Mask,
+    weights: NDArray[np.float64],
+    atoms: Sequence[Atom],
+    *,
+    min_leaf: int,
+    max_leaves: int,
+) -> list[_Node]:
+    """Return qd-tree nodes grown on a row sample, best cut first, until no cut pays.
+
+    A cut's gain is the weighted number of sampled rows that queries no longer touch: a query
+    touches a node when its mask allows a row in it.
+    """
+    keys_f = key_masks.astype(np.float32)
+    atoms_f = atom_masks.astype(np.float32)
+    nodes: list[_Node] = [_Node()]
+    members: dict[int, NDArray[np.int64]] = {0: np.arange(key_masks.shape[1], dtype=np.int64)}
+
+    def best_cut(node_rows: NDArray[np.int64]) -> tuple[float, int]:
+        if len(atoms) == 0 or len(node_rows) < 2 * min_leaf or not weights.any():
+            return 0.0, -1
+        in_keys = keys_f[:, node_rows]
+        in_atoms = atoms_f[:, node_rows]
+        both = in_keys @ in_atoms.T  # (keys, atoms): rows a query allows on the match side
+        total = in_keys.sum(axis=1)
+        match_size = in_atoms.sum(axis=1)
+        rest_size = len(node_rows) - match_size
+        now = float(weights @ ((total > 0) * len(node_rows)))
+        after = weights @ (
+            (both > 0) * match_size[None, :] + ((total[:, None] - both) > 0) * rest_size[None, :]
+        )
+        gain = now - after
+        gain[(match_size < min_leaf) | (rest_size < min_leaf)] = -np.inf
+        best = int(np.argmax(gain))
+        return float(gain[best]), best
+
+    heap: list[tuple[float, int, int]] = []
+    gain, atom = best_cut(members[0])
+    if atom >= 0 and gain > 0:
+        heap.append((-gain, 0, atom))
+    leaves = 1
+    while heap and leaves < max_leaves:
+        _, node_id, atom = heapq.heappop(heap)
+        rows = members.pop(node_id)
+        side = atom_masks[atom, rows]
+        for child_rows, attribute in ((rows[side], "match"), (rows[~side], "rest")):
+            child = len(nodes)
+            nodes.append(_Node())
+            setattr(nodes[node_id], attribute, child)
+            members[child] = child_rows
+            child_gain, child_atom = best_cut(child_rows)
+            if child_atom >= 0 and child_gain > 0:
+                heapq.heappush(heap, (-child_gain, child, child_atom))
+        nodes[node_id].atom = atoms[atom]
+        leaves += 1
+    leaf = 0
+    for node in nodes:
+        if node.atom is None:
+            node.leaf = leaf
+            leaf += 1
+    return nodes
+
+
+def _assign_leaves(
+    nodes: Sequence[_Node], rows: Rows, atoms: Sequence[Atom], atom_masks: Sequence[Mask]
+) -> tuple[list[Rows], list[list[tuple[Atom, bool]]]]:
+    """Return each leaf's rows and its path of cuts, applying the tree to every given row."""
+    position = {atom: i for i, atom in enumerate(atoms)}
+    leaf_count = sum(1 for node in nodes if node.atom is None)
+    leaf_rows: list[Rows] = [np.zeros(0, np.int64)] * leaf_count
+    leaf_paths: list[list[tuple[Atom, bool]]] = [[] for _ in range(leaf_count)]
+    stack: list[tuple[int, Rows, list[tuple[Atom, bool]]]] = [(0, rows, [])]
+    while stack:
+        node_id, node_rows, path = stack.pop()
+        node = nodes[node_id]
+        if node.atom is None:
+            leaf_rows[node.leaf] = node_rows
+            leaf_paths[node.leaf] = path
+            continue
+        side = atom_masks[position[node.atom]][node_rows]
+        stack.append((node.match, node_rows[side], [*path, (node.atom, True)]))
+        stack.append((node.rest, node_rows[~side], [*path, (node.atom, False)]))
+    return leaf_rows, leaf_paths
+
+
+def probe_target(matching: int, scale: float, exponent: float, floor: int) -> int:
+    """Return how many matching rows a query with ``matching`` allowed rows must see."""
+    return int(min(matching, max(floor, math.ceil(scale * matching**exponent))))
+
+
+def _recall(found: Rows, truth: Sequence[Rows]) -> float:
+    """Return mean recall of ``found`` rows (-1 padded) against each query's true rows."""
+    if len(truth) == 0:
+        return 1.0
+    return float(
+        np.mean(
+            [
+                len(np.intersect1d(found[i], truth[i])) / max(len(truth[i]), 1)
+                for i in range(len(truth))
+            ]
+        )
+    )
+
+
+def _exact_truth(
+    snap: _Snapshot,
+    vectors: Vectors,
+    ks: NDArray[np.int64],
+    keys: Sequence[str],
+    masks: dict[str, Mask],
+    covered: int,
+) -> list[Rows]:
+    """Return each query's exact top-k rows among the covered rows its mask allows."""
+    truth: list[Rows] = [np.zeros(0, np.int64)] * len(vectors)
+    by_key: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_key.setdefault(key, []).append(i)
+    for key, members in by_key.items():
+        allowed = np.flatnonzero(masks[key][:covered]).astype(np.int64)
+        k_max = int(ks[members].max())
+        best_scores = np.full((len(members), k_max), -np.inf, np.float32)
+        best_rows = np.full((len(members), k_max), -1, np.int64)
+        for lo in range(0, len(allowed), 131_072):
+            block = allowed[lo : lo + 131_072]
+            scores, rows = _top_k(_exact_scores(snap, vectors[members], block), block, k_max)
+            best_scores, best_rows = _merge(
+                np.concatenate([best_scores, scores], axis=1),
+                np.concatenate([best_rows, rows], axis=1),
+                k_max,
+            )
+        for j, i in enumerate(members):
+            row = best_rows[j, : ks[i]]
+            truth[i] = row[row >= 0]
+    return truth
+
+
+@dataclass
+class _Depths:
+    """Per sampled query: its matching rows, the cumulative matching and scanned rows along its
+    probe order, and the probe position of each true neighbour's cell (-1: no neighbour)."""
+
+    matching: NDArray[np.float64]
+    cum_matching: NDArray[np.float64]  # (queries, cells), +inf padded
+    cum_scanned: NDArray[np.float64]
+    positions: NDArray[np.int64]  # (queries, k), -1 padded
+
+    def subset(self, which: NDArray[np.int64]) -> _Depths:
+        """Return the statistics of the queries ``which``."""
+        return _Depths(
+            self.matching[which],
+            self.cum_matching[which],
+            self.cum_scanned[which],
+            self.positions[which],
+        )
+
+    def evaluate(self, targets: NDArray[np.float64]) -> tuple[float, float]:
+        """Return (recall of cells reached, mean rows scanned) for per-query targets."""
+        probes = np.count_nonzero(self.cum_matching < targets[:, None], axis=1) + 1
+        probes = np.minimum(probes, np.count_nonzero(np.isfinite(self.cum_matching), axis=1))
+        valid = self.positions >= 0
+        reached = np.count_nonzero(valid & (self.positions < probes[:, None]), axis=1)
+        recall = reached / np.maximum(np.count_nonzero(valid, axis=1), 1)
+        scanned = self.cum_scanned[np.arange(len(probes)), np.maximum(probes - 1, 0)]
+        return float(recall.mean()), float(scanned.mean())
+
+    def targets(self, scale: float, exponent: float, floor: int) -> NDArray[np.float64]:
+        """Return the per-query probe targets of a depth rule."""
+        return np.minimum(
+            self.matching, np.maximum(floor, np.ceil(scale * self.matching**exponent))
+        )
+
+    def fit(self, goal: float) -> tuple[float, float, int]:
+        """Return the cheapest (scale, exponent, floor) whose cells reach ``goal`` recall."""
+        best: tuple[float, float, float, int] | None = None
+        for exponent in (0.5, 0.625, 0.75, 0.875, 1.0):
+            for floor in (256, 1024, 4096):
+                low, high = 1e-3, float(self.matching.max() ** (1 - exponent)) + 1.0
+                if self.evaluate(self.targets(high, exponent, floor))[0] < goal:
+                    continue
+                for _ in range(16):
+                    middle = math.sqrt(low * high)
+                    if self.evaluate(self.targets(middle, exponent, floor))[0] >= goal:
+                        high = middle
+                    else:
+                        low = middle
+                cost = self.evaluate(self.targets(high, exponent, floor))[1]
+                if best is None or cost < best[0]:
+                    best = (cost, high, exponent, floor)
+        if best is None:
+            return 1.0, 1.0, 1 << 62
+        return best[1], best[2], best[3]
+
+
+def _probe_depths(
+    part: Partitioning,
+    snap: _Snapshot,
+    vectors: Vectors,
+    masks: Sequence[Mask],
+    truth: Sequence[Rows],
+) -> _Depths:
+    """Return, per query, its probe order statistics and where its true neighbours lie."""
+    covered = part.covered_rows
+    sizes = np.diff(part.cell_starts).astype(np.float64)
+    centroid_scores = part.project_queries(vectors) @ part.centroids.T + part.centroid_bias
+    width = part.cell_count
+    cum_matching = np.full((len(vectors), width), np.inf)
+    cum_scanned = np.full((len(vectors), width), np.inf)
+    positions = np.full((len(vectors), max((len(t) for t in truth), default=0)), -1, np.int64)
+    matching = np.zeros(len(vectors))
+    for i, mask in enumerate(masks):
+        allowed = np.flatnonzero(mask[:covered])
+        in_cells = part.cell_of_row[allowed]
+        counts = np.bincount(in_cells[in_cells >= 0], minlength=width)
+        present = np.flatnonzero(counts)
+        ranked = present[np.argsort(-centroid_scores[i, present], kind="stable")]
+        cum_matching[i, : len(ranked)] = np.cumsum(counts[ranked])
+        cum_scanned[i, : len(ranked)] = np.cumsum(sizes[ranked])
+        matching[i] = counts.sum()
+        where = np.full(width, -1, np.int64)
+        where[ranked] = np.arange(len(ranked))
+        positions[i, : len(truth[i])] = where[part.cell_of_row[truth[i]]]
+    return _Depths(matching, cum_matching, cum_scanned, positions)
+
+
+def _select(
+    best_scores: Scores,
+    best_rows: Rows,
+    survivors: tuple[NDArray[np.int64], Rows, Scores] | None,
+    keep: NDArray[np.int64],
+) -> Rows:
+    """Return each query's ``keep`` best candidate rows (-1 padded) from its list and survivors."""
+    m, width = best_scores.shape
+    queries = np.repeat(np.arange(m, dtype=np.int64), width)
+    rows = best_rows.reshape(-1)
+    scores = best_scores.reshape(-1)
+    if survivors is not None and len(survivors[0]):
+        queries = np.concatenate([queries, survivors[0]])
+        rows = np.concatenate([rows, survivors[1]])
+        scores = np.concatenate([scores, survivors[2]])
+    finite = np.isfinite(scores) & (rows >= 0)
+    queries, rows, scores = queries[finite], rows[finite], scores[finite]
+    order = np.lexsort((rows, -scores, queries))
+    queries, rows = queries[order], rows[order]
+    rank = np.arange(len(queries)) - np.searchsorted(queries, queries)
+    chosen = rank < keep[queries]
+    candidates = np.full((m, width), -1, np.int64)
+    candidates[queries[chosen], rank[chosen]] = rows[chosen]
+    return candidates
+
+
+def _merge_best(
+    block: Scores, rows: Rows, group: NDArray[np.int64], best_scores: Scores, best_rows: Rows
+) -> None:
+    """Merge a scored block (one row per query of ``group``) into those queries' best lists."""
+    keep = best_scores.shape[1]
+    scores = np.concatenate([best_scores[group], block], axis=1)
+    if scores.shape[1] > keep:
+        top = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+    else:
+        top = np.broadcast_to(np.arange(scores.shape[1]), (len(group), scores.shape[1]))
+    everything = np.concatenate([best_rows[group], np.broadcast_to(rows, block.shape)], axis=1)
+    best_scores[group] = np.take_along_axis(scores, top, axis=1)
+    best_rows[group] = np.take_along_axis(everything, top, axis=1)
+
+
+def _top_k(scores: Scores, rows: Rows, k: int) -> tuple[Scores, Rows]:
+    from vecdb.engine.collection import top_k
+
+    return top_k(scores, rows, k)
+
+
+def _merge(scores: Scores, rows: Rows, k: int) -> tuple[Scores, Rows]:
+    from vecdb.engine.collection import merge_top_k
+
+    return merge_top_k(scores, rows, k)
+
+
+# --- running a batch ----------------------------------------------------------------------------
+
+
+class _MaskCache:
+    """Masks of (tenant, filter) pairs kept between chunks while the collection is unchanged."""
+
+    def __init__(self, budget_bytes: int) -> None:
+        self.budget = budget_bytes
+        self.sequence = -1
+        self.rows = -1
+        self.masks: OrderedDict[str, tuple[Mask, int]] = OrderedDict()
+        self.atoms: dict[str, Mask] = {}
+
+    def get(
+        self, reader: _Reader, snap: _Snapshot, key: str, tenant: str | None, filter: Filter | None
+    ) -> tuple[Mask, int]:
+        if snap.sequence != self.sequence or snap.rows != self.rows:
+            self.masks.clear()
+            self.atoms.clear()
+            self.sequence, self.rows = snap.sequence, snap.rows
+        found = self.masks.get(key)
+        if found is not None:
+            self.masks.move_to_end(key)
+            return found
+        if len(self.atoms) * max(snap.rows, 1) > self.budget:
+            self.atoms.clear()
+        mask = reader.shared_mask(snap, tenant, filter, self.atoms)
+        entry = (mask, int(np.count_nonzero(mask)))
+        self.masks[key] = entry
+        while len(self.masks) * max(snap.rows, 1) > self.budget and len(self.masks) > 1:
+            self.masks.popitem(last=False)
+        return entry
+
+
+def _validate(collection: Collection, queries: Sequence[BatchQuery]) -> Vectors:
+    """Return the queries' vectors as one checked matrix, or raise naming the bad query."""
+    for query in queries:
+        if isinstance(query.k, bool) or not isinstance(query.k, int) or query.k < 1:
+            raise InvalidArgument(
+                f"query {query.query_id!r}: k {query.k!r} is not allowed: k must be at least 1"
+            )
+        if query.tenant is not None:
+            check_name("tenant", query.tenant)
+        shape = np.shape(query.vector)
+        if shape != (collection.dim,) and shape != (1, collection.dim):
+            got = shape[-1] if shape else 0
+            raise InvalidArgument(
+                f"query {query.query_id!r}: vector dimension {got} does not match collection "
+                f"{collection.name!r} (dim {collection.dim})"
+            )
+    if not queries:
+        return np.zeros((0, collection.dim), np.float32)
+    matrix = np.stack([np.asarray(q.vector, dtype=np.float32).reshape(-1) for q in queries])
+    try:
+        return collection.check_vectors(matrix, what="query vector")
+    except InvalidArgument as error:
+        bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1) | ~np.any(matrix != 0, axis=1))
+        name = queries[int(bad[0])].query_id if len(bad) else "?"
+        raise InvalidArgument(f"query {name!r}: {error}") from None
+
+
+def run_batch(
+    collection: Collection,
+    queries: Sequence[BatchQuery],
+    *,
+    partitioning: Partitioning | None = None,
+    settings: BatchSettings | None = None,
+) -> Generator[tuple[str, Hits], None, None]:
+    """Yield ``(query_id, hits)`` for every query, chunk by chunk, in the order given.
+
+    Each result equals what ``collection.search`` returns for that query alone within ties,
+    exactly for filters matching at most ``settings.exact_rows`` rows, and at the recall the
+    partitioning was calibrated for otherwise. Without a partitioning, the queries of each chunk
+    that share a tenant and filter are searched together through the collection's own planner.
+    Stop iterating (or ``close()`` the generator) to cancel: no work is done for chunks not asked
+    for, and no lock is held between chunks.
+    """
+    settings = settings or BatchSettings()
+    if settings.chunk_size < 1:
+        raise InvalidArgument(f"chunk_size {settings.chunk_size} must be at least 1")
+    matrix = _validate(collection, queries)
+    if partitioning is not None:
+        partitioning.check_fits(collection)
+    reader = _Reader(collection)
+    cache = _MaskCache(settings.mask_cache_bytes)
+    keys = [workload_key(q.tenant, q.filter) for q in queries]
+    for lo in range(0, len(queries), settings.chunk_size):
+        hi = min(lo + settings.chunk_size, len(queries))
+        if partitioning is None:
+            results = _chunk_through_planner(collection, queries[lo:hi], matrix[lo:hi], keys[lo:hi])
+        else:
+            results = _chunk_through_partitioning(
+                reader, cache, partitioning, settings, queries[lo:hi], matrix[lo:hi], keys[lo:hi]
+            )
+        yield from results
+
+
+def _chunk_through_planner(
+    collection: Collection, queries: Sequence[BatchQuery], matrix: Vectors, keys: Sequence[str]
+) -> list[tuple[str, Hits]]:
+    """Answer a chunk with one collection search per distinct (tenant, filter)."""
+    from vecdb.engine.collection import Hits
+
+    out: list[Hits | None] = [None] * len(queries)
+    groups: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        first = queries[members[0]]
+        k_max = max(queries[i].k for i in members)
+        hits = collection.search(matrix[members], k_max, tenant=first.tenant, filter=first.filter)
+        for i, found in zip(members, hits, strict=True):
+            k = queries[i].k
+            out[i] = Hits(found.rows[:k], found.ids[:k], found.scores[:k], found.explain)
+    return [(q.query_id, h) for q, h in zip(queries, out, strict=True) if h is not None]
+
+
+def _chunk_through_partitioning(
+    reader: _Reader,
+    cache: _MaskCache,
+    part: Partitioning,
+    settings: BatchSettings,
+    queries: Sequence[BatchQuery],
+    matrix: Vectors,
+    keys: Sequence[str],
+) -> list[tuple[str, Hits]]:
+    """Answer a chunk: one mask per distinct filter, then the partitioning's planned search."""
+    from vecdb.engine.collection import Explain, Hits
+
+    ks = np.asarray([q.k for q in queries], dtype=np.int64)
+    probe = _Probe(
+        scale=settings.probe_scale or part.probe_scale,
+        exponent=settings.probe_exponent or part.probe_exponent,
+        min_rows=settings.min_probe_rows or part.min_probe_rows,
+        rerank_factor=settings.rerank_factor or part.rerank_factor,
+        exact_rows=settings.exact_rows,
+        flat_preference=settings.flat_preference,
+    )
+    with reader.snapshot() as snap, _blas_threads(settings.blas_threads):
+        slots: dict[str, int] = {}
+        masks: list[Mask] = []
+        counts: list[int] = []
+        for key, query in zip(keys, queries, strict=True):
+            if key not in slots:
+                mask, matching = cache.get(reader, snap, key, query.tenant, query.filter)
+                slots[key] = len(masks)
+                masks.append(mask)
+                counts.append(matching)
+        mask_ids = np.asarray([slots[key] for key in keys], dtype=np.int64)
+        scores, rows, scanned, plans = part._search(
+            snap, matrix, ks, masks, probe=probe, mask_ids=mask_ids
+        )
+        live = max(snap.live, 1)
+        details = {
+            EXACT: "few matching rows: exact scan, shared by the chunk's queries with this filter",
+            FLAT: f"flat scan of the matching rows' {part.reduced_dim}-dim codes, exact rerank",
+            CELLS: f"{part.leaf_count} leaves / {part.cell_count} cells: grouped cell scoring "
+            f"in {part.reduced_dim} dims, exact rerank",
+        }
+        out: list[tuple[str, Hits]] = []
+        for i, query in enumerate(queries):
+            matching = counts[mask_ids[i]]
+            plan = int(plans[i])
+            valid = rows[i, : query.k] >= 0
+            found = rows[i, : query.k][valid]
+            hits = Hits(
+                rows=found,
+                ids=reader.ids(found),
+                scores=_report(snap.metric, scores[i, : query.k][valid]),
+                explain=Explain(
+                    plan=PLAN_NAMES[plan],
+                    estimated_selectivity=matching / live,
+                    matching_points=matching,
+                    candidates_scored=int(scanned[i]),
+                    detail=details[plan],
+                ),
+            )
+            out.append((query.query_id, hits))
+    return out
+
+
+@contextmanager
+def _blas_threads(count: int | None, user_api: str | None = "blas") -> Iterator[None]:
+    """Limit BLAS (``user_api=None``: also OpenMP) threads for the block (count None: no change)."""
+    if count is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    with threadpool_limits(limits=count, user_api=user_api):
+        yield
+
+
+__all__ = [
+    "Atom",
+    "BatchQuery",
+    "BatchSettings",
+    "Partitioning",
+    "atoms_of",
+    "run_batch",
+    "workload_key",
+]
