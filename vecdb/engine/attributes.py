@@ -127,6 +127,11 @@ class NumericColumn(Column):
             return value
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self._bad_value(value)
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:
+            raise InvalidFilter(
+                f"filter value {value} is out of range for attribute {self.name!r} "
+                "(64-bit integers and floats only)"
+            )
         return value
 
     def equals(self, value: object, n: int) -> Mask:
@@ -137,8 +142,12 @@ class NumericColumn(Column):
     def is_in(self, values: Sequence[object], n: int) -> Mask:
         if self.kind is AttributeType.BOOL:
             raise self._unsupported("in")
-        wanted = np.asarray([self._scalar(v) for v in values], dtype=np.float64)
-        return self.present[:n] & np.isin(self.values[:n], wanted)
+        scalars = [self._scalar(v) for v in values]
+        # ints compare as int64 (float64 would merge values above 2**53)
+        exact_ints = self.kind is AttributeType.INT and all(isinstance(v, int) for v in scalars)
+        wanted = np.asarray(scalars, dtype=np.int64 if exact_ints else np.float64)
+        mask: Mask = self.present[:n] & np.isin(self.values[:n], wanted)
+        return mask
 
     def range(
         self,

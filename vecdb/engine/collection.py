@@ -188,7 +188,8 @@ class Collection:
 
     def check_vectors(self, vectors: object, what: str = "vector") -> Vectors:
         """Return ``vectors`` as a float32 (n, dim) array, or raise naming what is wrong."""
-        array = np.asarray(vectors, dtype=np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 become inf, refused below
+            array = np.asarray(vectors, dtype=np.float32)
         if array.ndim == 1:
             array = array.reshape(1, -1)
         if array.ndim != 2 or array.shape[1] != self.dim:
@@ -203,7 +204,7 @@ class Collection:
                 f"{what} {bad} contains NaN or infinity: only finite values are allowed"
             )
         if self.metric is Metric.COSINE:
-            zero = ~np.any(array != 0, axis=1)
+            zero = ~(row_norms(array) > 0)
             if zero.any():
                 bad = int(np.flatnonzero(zero)[0])
                 raise InvalidArgument(
@@ -384,7 +385,7 @@ class Collection:
         if replaced:
             self._tombstone(np.asarray(replaced, dtype=np.int64))
         cols.vectors[rows] = vectors
-        cols.norms[rows] = np.linalg.norm(vectors, axis=1)
+        cols.norms[rows] = row_norms(vectors)
         cols.alive[rows] = True
         row_list = rows.tolist()
         for row, point_id, access in zip(row_list, ids, tenants, strict=True):
@@ -770,7 +771,7 @@ class Collection:
                     np.concatenate([rows, fresh_rows], axis=1),
                     k,
                 )
-        rerank_factor = options.rerank_factor or index.config.rerank_factor
+        rerank_factor = options.rerank_factor or index.config.rerank_factor or 1
         return scores, rows, math.ceil(k * rerank_factor) * queries.shape[0]
 
     def _postfilter(
@@ -821,8 +822,12 @@ class Collection:
             return dots.astype(np.float32, copy=False)
         norms = cols.norms[:n] if rows is None else cols.norms[rows]
         if self.metric is Metric.COSINE:
-            query_norms = np.linalg.norm(queries, axis=1, keepdims=True)
-            cosine: NDArray[np.float32] = dots / (query_norms * norms[None, :])
+            query_norms = row_norms(queries)[:, None]
+            # retired rows keep norm 0: their scores are masked out, so silence the warning
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cosine: NDArray[np.float32] = (dots / query_norms / norms[None, :]).astype(
+                    np.float32
+                )
             return cosine
         # negated squared distance, computed from norms to stay one matrix product
         query_sq = np.einsum("ij,ij->i", queries, queries)[:, None]
@@ -864,6 +869,14 @@ def top_k(scores: NDArray[np.float32], rows: Rows, k: int) -> tuple[NDArray[np.f
         return out_scores, out_rows
     if width < count:
         part = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+        # argpartition picks arbitrarily among scores tied with the k-th: redo those queries so
+        # ties always go to the lowest row (top-k is then a prefix of top-(k+1))
+        kth = np.take_along_axis(scores, part, axis=1).min(axis=1)
+        tied = np.count_nonzero(scores >= kth[:, None], axis=1) > width
+        for q in np.flatnonzero(tied & np.isfinite(kth)):
+            candidates = np.flatnonzero(scores[q] >= kth[q])
+            order = np.lexsort((rows[candidates], -scores[q, candidates]))
+            part[q] = candidates[order[:width]]
     else:
         part = np.broadcast_to(np.arange(count), (m, count))
     picked = np.take_along_axis(scores, part, axis=1)
@@ -875,6 +888,14 @@ def top_k(scores: NDArray[np.float32], rows: Rows, k: int) -> tuple[NDArray[np.f
     out_scores[:, :width] = np.where(finite, best_scores, -np.inf)
     out_rows[:, :width] = np.where(finite, rows[best], -1)
     return out_scores, out_rows
+
+
+def row_norms(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Return each row's L2 norm, computed in float64 so tiny or huge values do not under/overflow."""
+    norms: NDArray[np.float32] = np.linalg.norm(vectors.astype(np.float64), axis=1).astype(
+        np.float32
+    )
+    return norms
 
 
 def merge_top_k(

@@ -150,11 +150,15 @@ def _coerce(point_id: str, key: str, kind: AttributeType, value: object) -> obje
     if kind is AttributeType.FLOAT:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad()
-        if not math.isfinite(float(value)):
+        try:
+            as_float = float(value)
+        except OverflowError:
+            as_float = math.inf
+        if not math.isfinite(as_float):
             raise InvalidArgument(
                 f"point {point_id!r}: attribute {key!r} must be a finite float, got {value!r}"
             )
-        return float(value)
+        return as_float
     if kind is AttributeType.KEYWORD:
         if not isinstance(value, str):
             raise bad()

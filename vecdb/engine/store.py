@@ -86,13 +86,15 @@ class VectorFile:
     def read(self, rows: int) -> NDArray[np.float32]:
         """Return rows ``0..rows-1`` as a (rows, dim) array (unwritten rows read as zeros)."""
         out = np.zeros((rows, self.dim), dtype=np.float32)
-        size = min(os.fstat(self._fd).st_size, rows * self.row_bytes)
-        if size:
-            raw = os.pread(self._fd, size, 0)
-            whole = len(raw) // self.row_bytes
-            out[:whole] = np.frombuffer(raw, dtype="<f4", count=whole * self.dim).reshape(
-                whole, self.dim
-            )
+        whole = min(os.fstat(self._fd).st_size, rows * self.row_bytes) // self.row_bytes
+        target = out.data.cast("B")[: whole * self.row_bytes]
+        done = 0
+        while done < len(target):
+            # one read call returns at most ~2 GiB on Linux: loop until every byte is in
+            got = os.preadv(self._fd, [target[done : done + (1 << 30)]], done)
+            if got <= 0:
+                break
+            done += got
         return out
 
     def close(self) -> None:

@@ -105,7 +105,42 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _keys_from_toml(entries: object) -> tuple[set[str], dict[str, str]]:
+MIN_KEY_LENGTH = 8
+_SETTING_TYPES: dict[str, tuple[type, ...]] = {
+    "host": (str,),
+    "port": (int,),
+    "data_dir": (str,),
+    "max_k": (int,),
+    "max_message_bytes": (int,),
+    "max_workers": (int,),
+    "max_concurrent_rpcs": (int,),
+    "grace_seconds": (int, float),
+}
+
+
+def _add_key(
+    admin: set[str], tenants: dict[str, str], key: str, tenant: str | None, where: str
+) -> None:
+    """Record one key (admin when ``tenant`` is None), refusing short or ambiguous keys."""
+    if len(key) < MIN_KEY_LENGTH:
+        raise InvalidArgument(f"{where} needs a key of {MIN_KEY_LENGTH}+ characters")
+    other = tenants.get(key)
+    if (key in admin and tenant is not None) or (other is not None and tenant is None):
+        named = tenant if tenant is not None else other
+        raise InvalidArgument(
+            f"{where}: a key is configured both as admin and for tenant {named!r}"
+        )
+    if other is not None and other != tenant:
+        raise InvalidArgument(
+            f"{where}: a key is configured for both tenant {other!r} and tenant {tenant!r}"
+        )
+    if tenant is None:
+        admin.add(key)
+    else:
+        tenants[key] = tenant
+
+
+def _keys_from_toml(entries: object, env: Mapping[str, str]) -> tuple[set[str], dict[str, str]]:
     admin: set[str] = set()
     tenants: dict[str, str] = {}
     if not isinstance(entries, list):
@@ -115,17 +150,18 @@ def _keys_from_toml(entries: object) -> tuple[set[str], dict[str, str]]:
             raise InvalidArgument(f"config: keys entry {number} is not a table")
         key = entry.get("key")
         if key is None and "key_env" in entry:
-            key = os.environ.get(str(entry["key_env"]))
+            key = env.get(str(entry["key_env"]))
             if not key:
                 raise InvalidArgument(
                     f"config: keys entry {number} reads ${entry['key_env']}, which is not set"
                 )
-        if not isinstance(key, str) or len(key) < 8:
+        if not isinstance(key, str):
             raise InvalidArgument(f"config: keys entry {number} needs a key of 8+ characters")
+        where = f"config: keys entry {number}"
         if entry.get("role") == "admin":
-            admin.add(key)
+            _add_key(admin, tenants, key, None, where)
         elif isinstance(entry.get("tenant"), str):
-            tenants[key] = entry["tenant"]
+            _add_key(admin, tenants, key, entry["tenant"], where)
         else:
             raise InvalidArgument(
                 f'config: keys entry {number} needs role = "admin" or tenant = "<name>"'
@@ -146,8 +182,14 @@ def load_config(
             data = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError) as error:
             raise InvalidArgument(f"cannot read config file {str(path)!r}: {error}") from error
-        admin, tenants = _keys_from_toml(data.pop("keys", []))
+        admin, tenants = _keys_from_toml(data.pop("keys", []), env)
         tls = data.pop("tls", {})
+        if not isinstance(tls, dict) or set(tls) - {"cert_file", "key_file"}:
+            raise InvalidArgument(
+                f"config: [tls] takes cert_file and key_file only, got {sorted(tls)}"
+                if isinstance(tls, dict)
+                else "config: tls must be a table ([tls])"
+            )
         known = {
             "host",
             "port",
@@ -163,6 +205,11 @@ def load_config(
             raise InvalidArgument(
                 f"config: unknown settings {sorted(unknown)} (allowed: {sorted(known)}, tls, keys)"
             )
+        for name, value in data.items():
+            allowed = _SETTING_TYPES[name]
+            if isinstance(value, bool) or not isinstance(value, allowed):
+                kinds = " or ".join(t.__name__ for t in allowed)
+                raise InvalidArgument(f"config: {name} must be {kinds}, got {value!r}")
         if "data_dir" in data:
             data["data_dir"] = Path(data["data_dir"])
         config = replace(config, admin_keys=frozenset(admin), tenant_keys=tenants)
@@ -173,28 +220,30 @@ def load_config(
                 tls_cert_file=Path(tls["cert_file"]) if "cert_file" in tls else None,
                 tls_key_file=Path(tls["key_file"]) if "key_file" in tls else None,
             )
-    admin_env = [k.strip() for k in env.get("VECDB_ADMIN_KEYS", "").split(",") if k.strip()]
-    tenant_env: dict[str, str] = {}
+    admin_keys = set(config.admin_keys)
+    tenant_keys = dict(config.tenant_keys)
+    for key in env.get("VECDB_ADMIN_KEYS", "").split(","):
+        if key.strip():
+            _add_key(admin_keys, tenant_keys, key.strip(), None, "VECDB_ADMIN_KEYS")
     for pair in env.get("VECDB_TENANT_KEYS", "").split(","):
         if not pair.strip():
             continue
         tenant, sep, key = pair.strip().partition("=")
         if not sep or not key:
             raise InvalidArgument("VECDB_TENANT_KEYS takes comma-separated tenant=key pairs")
-        tenant_env[key] = tenant
-    if admin_env or tenant_env:
-        config = replace(
-            config,
-            admin_keys=config.admin_keys | frozenset(admin_env),
-            tenant_keys={**config.tenant_keys, **tenant_env},
-        )
+        _add_key(admin_keys, tenant_keys, key, tenant, "VECDB_TENANT_KEYS")
+    config = replace(config, admin_keys=frozenset(admin_keys), tenant_keys=tenant_keys)
     for name, var, kind in (
         ("data_dir", "VECDB_DATA_DIR", Path),
         ("host", "VECDB_HOST", str),
         ("port", "VECDB_PORT", int),
     ):
         if env.get(var):
-            config = replace(config, **{name: kind(env[var])})  # type: ignore[arg-type]
+            try:
+                value = kind(env[var])
+            except ValueError:
+                raise InvalidArgument(f"{var}={env[var]!r} is not a valid {name}") from None
+            config = replace(config, **{name: value})  # type: ignore[arg-type]
     given = {k: v for k, v in overrides.items() if v is not None}
     config = replace(config, **given)  # type: ignore[arg-type]
     config.check()

@@ -332,10 +332,15 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
         if request.reduced_dim or request.code_bits or request.structure:
             from vecdb.engine.ann import AnnConfig
 
+            structure = request.structure or None
+            if structure not in (None, "hnsw", "ivf"):
+                raise InvalidArgument(
+                    f"structure {request.structure!r} is not allowed: use hnsw or ivf"
+                )
             config = AnnConfig(
                 reduced_dim=request.reduced_dim or None,
                 code_bits=request.code_bits or None,
-                structure=request.structure or None,
+                structure=structure,  # type: ignore[arg-type]
             )
         updates: queue.Queue[tuple[str, float]] = queue.Queue()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecdb-build") as builder:

@@ -508,11 +508,6 @@ def test_equal_scores_come_in_insertion_order(database: Database) -> None:
     assert ids_of(collection, unit(0), k=20)[-1] == "p15"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="top_k takes the argpartition choice among scores tied at the k-th place, so a "
-    "later row can be returned in place of an earlier one with the same score",
-)
 def test_ties_at_the_cut_keep_the_earliest_rows(database: Database) -> None:
     collection = database.create_collection("docs", 3, "ip")
     ids = [f"p{i}" for i in range(50)]
@@ -551,11 +546,6 @@ def test_filter_and_tenant_combine(docs: Collection) -> None:
     assert hits.explain.estimated_selectivity == pytest.approx(0.5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cosine norms are computed in float32 without scaling: a vector whose components "
-    "are all below ~1e-19 gets norm 0 (score inf, dropped as padding) and is never returned",
-)
 def test_cosine_finds_a_tiny_but_nonzero_vector(database: Database) -> None:
     collection = database.create_collection("docs", 3, "cosine")
     collection.upsert(["tiny", "other"], [[1e-25, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -564,11 +554,6 @@ def test_cosine_finds_a_tiny_but_nonzero_vector(database: Database) -> None:
     assert hits.scores[0] == pytest.approx(1.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cosine norms are computed in float32 without scaling: a vector with components "
-    "above ~1e19 gets norm inf, so its cosine with a parallel query comes out 0 (or NaN)",
-)
 def test_cosine_of_a_huge_parallel_vector_is_one(database: Database) -> None:
     collection = database.create_collection("docs", 3, "cosine")
     collection.upsert(["huge", "other"], [[1e20, 0.0, 0.0], [0.0, 1.0, 1.0]])

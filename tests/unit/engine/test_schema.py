@@ -213,11 +213,6 @@ def test_unknown_attribute_names_the_schema(settings: CollectionSettings) -> Non
         bare.check_attributes("p", {"year": 1})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a float attribute given an int too large for a float raises OverflowError, "
-    "not InvalidArgument (schema._coerce calls float(value) unguarded)",
-)
 def test_float_attribute_out_of_float_range_is_invalid_argument(
     settings: CollectionSettings,
 ) -> None:
