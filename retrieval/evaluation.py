@@ -156,18 +156,21 @@ def markdown_table(
     *,
     baseline: str | None = None,
     alpha: float = 0.05,
+    columns: Mapping[str, Mapping[str, str]] | None = None,
 ) -> str:
     """Return a markdown table of means; a mark flags a significant difference from ``baseline``.
 
     ``†`` marks p < ``alpha`` in the paired t-test and ``‡`` in the randomization test, on a value
-    that is above (``+``) or below (``-``) the baseline's.
+    that is above (``+``) or below (``-``) the baseline's. ``columns`` adds columns after the
+    pipeline name: header -> (pipeline name -> cell).
     """
     reference = next((c for c in comparisons if c.name == baseline), None)
-    header = "| pipeline | " + " | ".join(measures) + " |"
-    rule = "| --- |" + " --- |" * len(measures)
+    extra = dict(columns or {})
+    header = "| pipeline | " + "".join(f"{name} | " for name in extra) + " | ".join(measures) + " |"
+    rule = "| --- |" + " --- |" * (len(extra) + len(measures))
     lines = [header, rule]
     for comparison in comparisons:
-        cells = []
+        cells = [extra[name].get(comparison.name, "") for name in extra]
         for measure in measures:
             value = comparison.means[measure]
             cell = f"{value:.4f}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from retrieval_oracle import make_experiment
 
 from retrieval.pipeline import Experiment, Pipeline
-from retrieval.tuning import Grid, objective, sweep, tune
+from retrieval.tuning import Grid, objective, significantly_better, sweep, tune
 
 
 def judged(experiment_seed: int = 0) -> tuple[Experiment, dict[str, dict[str, int]]]:
@@ -44,4 +44,18 @@ def test_tune_covers_every_pipeline_with_the_quick_grid() -> None:
     }
     best_alpha = tuned["interpolation"].best.alpha
     assert tuned["prf-both"].best.alpha == best_alpha  # later stages build on earlier ones
-    assert tuned["multi-vector-prf"].best.k1 == tuned["bm25"].best.k1
+    # the BM25 sweep's winner is only adopted downstream when significantly better than
+    # Lucene's defaults; on 7 queries nothing is significant
+    assert tuned["multi-vector-prf"].best.k1 == 1.2
+    assert tuned["multi-vector-prf"].best.b == 0.75
+
+
+def test_significance_rule() -> None:
+    experiment = make_experiment(n_queries=20)
+    dense = experiment.run(Pipeline("dense"))
+    qrels = {q: {next(iter(dense[q])): 1} for q in experiment.query_ids}  # the dense top document
+    perfect, bm25 = Pipeline("interpolation", alpha=1.0), Pipeline("bm25")
+    assert objective(experiment, qrels, perfect) == 1.0
+    assert significantly_better(experiment, qrels, perfect, bm25)
+    assert not significantly_better(experiment, qrels, bm25, perfect)
+    assert not significantly_better(experiment, qrels, bm25, bm25)
