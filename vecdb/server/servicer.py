@@ -7,6 +7,7 @@ import logging
 import queue
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -15,8 +16,10 @@ from numpy.typing import NDArray
 
 from vecdb import convert
 from vecdb.engine import Collection, Database, Hits, SearchOptions
+from vecdb.engine.batch import BatchQuery, run_batch
 from vecdb.engine.collection import PreparedUpsert
 from vecdb.engine.errors import InvalidArgument, VecdbError
+from vecdb.engine.filters import Filter
 from vecdb.server.auth import Principal, authenticate
 from vecdb.server.config import ServerConfig
 from vecdb.status import status_code
@@ -24,6 +27,20 @@ from vecdb.v1 import vecdb_pb2 as pb
 from vecdb.v1 import vecdb_pb2_grpc as pb_grpc
 
 log = logging.getLogger("vecdb.server")
+BATCH_CHUNK = 4096  # queries of one BatchSearch stream planned together
+
+
+@dataclass(frozen=True)
+class _ParsedSearch:
+    """A validated search request, ready to run alone or in a batch."""
+
+    collection: Collection
+    vector: NDArray[np.float32]
+    k: int
+    tenant: str | None
+    filter: Filter | None
+    options: SearchOptions
+
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
@@ -233,6 +250,17 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
     # --- search ------------------------------------------------------------------------------
 
     def _search(self, request: pb.SearchRequest, principal: Principal) -> tuple[Hits, Collection]:
+        parsed = self._parse_search(request, principal)
+        (hits,) = parsed.collection.search(
+            parsed.vector,
+            parsed.k,
+            tenant=parsed.tenant,
+            filter=parsed.filter,
+            options=parsed.options,
+        )
+        return hits, parsed.collection
+
+    def _parse_search(self, request: pb.SearchRequest, principal: Principal) -> _ParsedSearch:
         collection = self.database.collection(request.collection)
         if request.k < 1 or request.k > self.config.max_k:
             raise InvalidArgument(f"k {request.k} is not allowed: use 1..{self.config.max_k}")
@@ -257,10 +285,8 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
             nprobe=params.nprobe or None,
             rerank_factor=params.rerank_factor or None,
         )
-        (hits,) = collection.search(
-            vector, request.k, tenant=tenant, filter=search_filter, options=options
-        )
-        return hits, collection
+        collection.check_vectors(vector, what="query vector")
+        return _ParsedSearch(collection, vector, request.k, tenant, search_filter, options)
 
     def _results(
         self, request: pb.SearchRequest, hits: Hits, collection: Collection
@@ -302,16 +328,54 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
     def BatchSearch(
         self, requests: Iterator[pb.BatchSearchRequest], principal: Principal
     ) -> Iterator[pb.BatchSearchResponse]:
+        # The stream is planned in chunks: queries that share a tenant and filter are evaluated
+        # and scored together (vecdb.engine.batch); each chunk's results stream back as soon as
+        # it is done. Queries with per-query knobs run one by one through the planner.
+        pending: dict[str, list[tuple[pb.BatchSearchRequest, _ParsedSearch]]] = {}
         for request in requests:
             try:
-                hits, collection = self._search(request.query, principal)
+                parsed = self._parse_search(request.query, principal)
             except InvalidArgument as error:
                 raise type(error)(f"query {request.query_id!r}: {error}") from error
-            yield pb.BatchSearchResponse(
-                query_id=request.query_id,
-                results=self._results(request.query, hits, collection),
-                explain=self._explain(request.query, hits),
-            )
+            if parsed.options != SearchOptions():
+                (hits,) = parsed.collection.search(
+                    parsed.vector,
+                    parsed.k,
+                    tenant=parsed.tenant,
+                    filter=parsed.filter,
+                    options=parsed.options,
+                )
+                yield self._batch_response(request, hits, parsed.collection)
+                continue
+            group = pending.setdefault(parsed.collection.name, [])
+            group.append((request, parsed))
+            if len(group) >= BATCH_CHUNK:
+                yield from self._run_group(pending.pop(parsed.collection.name))
+        for group in pending.values():
+            yield from self._run_group(group)
+
+    def _run_group(
+        self, group: list[tuple[pb.BatchSearchRequest, _ParsedSearch]]
+    ) -> Iterator[pb.BatchSearchResponse]:
+        collection = group[0][1].collection
+        by_id = {request.query_id: request for request, _ in group}
+        if len(by_id) != len(group):
+            raise InvalidArgument("query ids within one BatchSearch stream must be unique")
+        queries = [
+            BatchQuery(request.query_id, parsed.vector, parsed.k, parsed.tenant, parsed.filter)
+            for request, parsed in group
+        ]
+        for query_id, hits in run_batch(collection, queries):
+            yield self._batch_response(by_id[query_id], hits, collection)
+
+    def _batch_response(
+        self, request: pb.BatchSearchRequest, hits: Hits, collection: Collection
+    ) -> pb.BatchSearchResponse:
+        return pb.BatchSearchResponse(
+            query_id=request.query_id,
+            results=self._results(request.query, hits, collection),
+            explain=self._explain(request.query, hits),
+        )
 
     @streaming
     def BuildIndex(
