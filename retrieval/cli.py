@@ -70,6 +70,12 @@ def _searcher(args: argparse.Namespace, dataset: Dataset) -> Searcher:
     collection = args.collection or dataset.root.name
     if index_documents(client, collection, dataset.doc_vectors):
         _say(f"loaded {len(dataset.doc_vectors)} document vectors into collection {collection!r}")
+    held = {info.name: info.point_count for info in client.list_collections()}[collection]
+    if held != len(dataset.doc_vectors):
+        raise SystemExit(
+            f"collection {collection!r} holds {held} points but {dataset.root} has "
+            f"{len(dataset.doc_vectors)} documents: name another one with --collection"
+        )
     return VecdbSearcher(
         client, collection, exact=args.exact, progress=_progress_bar("vecdb search")
     )
