@@ -82,7 +82,9 @@ FORMAT_VERSION = 1
 _CHUNK_ROWS = 32_768  # rows per block when projecting or routing many vectors
 _QUERY_CHUNK = 16  # queries searched together (they share one scan of their lists' union)
 _MAX_BEAM = 64  # internal nodes kept per level and query
-_UNIT_TOLERANCE = 1e-5  # a row this close to length 1 counts as unit length
+# a row this close to length 1 counts as unit length (normalised float32 rows are within 2e-7),
+# so cosine = ip / |q| to float32 precision
+_UNIT_TOLERANCE = 1e-6
 # up to this many rows, re-scoring them all exactly is cheaper than ranking their codes first
 _DIRECT_ROWS = 64
 
@@ -310,7 +312,7 @@ class TenantIndex:
         self._tenant_ids: dict[str, int] = {}
         self._tenant_names: list[str] = [""]
         self._row_end = 0  # one past the highest row ever inserted
-        self._norms = np.zeros(0, np.float32)  # per row: its length (cosine's exact scores)
+        self._off_unit = np.zeros(0, np.bool_)  # per row: its length is not 1
         self._non_unit = 0  # live rows whose length is not 1 (cosine: faiss's rerank needs 1)
 
     # --- building ------------------------------------------------------------------------------
@@ -447,7 +449,7 @@ class TenantIndex:
     def memory_bytes(self) -> int:
         """Return the bytes this index holds (the collection's vectors are not counted)."""
         fixed = self._projection.nbytes + self._mean.nbytes + sum(c.nbytes for c in self._centroids)
-        rows = self._leaf.nbytes + self._first.nbytes + self._shared.nbytes + self._norms.nbytes
+        rows = self._leaf.nbytes + self._first.nbytes + self._shared.nbytes + self._off_unit.nbytes
         # a dict entry, its key and a small list: about 120 bytes, plus 8 per extra holder
         shared = sum(120 + 8 * len(extra) for extra in self._more.values())
         names = sum(60 + len(name) for name in self._tenant_names)
@@ -491,9 +493,9 @@ class TenantIndex:
             if _progress is not None:
                 _progress("routing", min(1.0, (start + _CHUNK_ROWS) / len(row_ids)))
         self._leaf[row_ids] = leaves
-        norms = np.linalg.norm(matrix, axis=1).astype(np.float32)
-        self._norms[row_ids] = norms
-        self._non_unit += int(np.count_nonzero(np.abs(norms - 1) > _UNIT_TOLERANCE))
+        off_unit = np.abs(np.linalg.norm(matrix, axis=1) - 1) > _UNIT_TOLERANCE
+        self._off_unit[row_ids] = off_unit
+        self._non_unit += int(np.count_nonzero(off_unit))
         pair_index, pair_holders = self._pairs(row_tenants)
         for hid, positions in _groups(pair_holders, pair_index):
             self._add(hid, row_ids[positions], codes[positions])
@@ -509,7 +511,8 @@ class TenantIndex:
             self._remove(hid, pair_rows[positions])
         self._first[row_ids] = -1
         self._leaf[row_ids] = -1
-        self._non_unit -= int(np.count_nonzero(np.abs(self._norms[row_ids] - 1) > _UNIT_TOLERANCE))
+        self._non_unit -= int(np.count_nonzero(self._off_unit[row_ids]))
+        self._off_unit[row_ids] = False
         for row in row_ids[self._shared[row_ids]].tolist():
             del self._more[row]
         self._shared[row_ids] = False
@@ -652,8 +655,12 @@ class TenantIndex:
         else:
             projected = query[0] @ self._projection
             slots = self._select_one(holder, self._node_probe(query[0], projected), budget)
-        picked = [holder.get(slot) for slot in slots.tolist()]
-        rows = picked[0].live_rows() if len(picked) == 1 else _rows_of(picked)
+        picked = [holder.get(slot) for slot in slots.tolist()] if len(slots) > 1 else None
+        if picked is None:
+            picked = [holder.get(int(slots[0]))]
+            rows = picked[0].live_rows()
+        else:
+            rows = _rows_of(picked)
         rerank = self._rerank_depth(k, len(rows))
         if allowed is not None or len(rows) > max(rerank, _DIRECT_ROWS):
             codes = _codes_as_floats(picked)
@@ -683,12 +690,10 @@ class TenantIndex:
             ptr(query), ptr(vectors), ptr(rows), self.dim, 1, len(vectors), len(rows), k,
             ptr(values), ptr(found), len(rows),
         )  # fmt: skip
-        count = k if found[-1] >= 0 else int(np.count_nonzero(found >= 0))
-        if self.metric == "cosine":
-            query_norm = max(math.sqrt(float(query[0] @ query[0])), 1e-30)
-            values[:count] /= self._norms[found[:count]] * query_norm
-        if count < k:
-            values[count:] = np.inf if self.metric == "l2" else -np.inf
+        if self.metric == "cosine":  # fast: every row has unit length
+            values /= max(math.sqrt(float(query[0] @ query[0])), 1e-30)
+        if found[k - 1] < 0:
+            values[found < 0] = np.inf if self.metric == "l2" else -np.inf
         return values, found
 
     def _search_chunk(
@@ -750,7 +755,7 @@ class TenantIndex:
         The more codes compete, the deeper the true top k can sit in the reduced ranking: about
         2k suffices for a few hundred codes, ``rerank_factor`` times k from ~2,000 codes on.
         """
-        factor = float(self._rerank_factors(np.asarray(scanned)))
+        factor = min(self.config.rerank_factor, 2.0 + 2.0 * scanned / 1_024)
         return max(k, math.ceil(k * factor))
 
     def _select_one(self, holder: _Holder, node_probe: Vectors, budget: int) -> NDArray[np.int32]:
@@ -906,9 +911,8 @@ class TenantIndex:
         )  # fmt: skip
         if self.metric == "l2":
             return -values, rows
-        if self.metric == "cosine":
-            query_norms = np.sqrt(np.einsum("md,md->m", queries, queries))[:, None]
-            values /= np.maximum(query_norms * self._norms[np.maximum(rows, 0)], 1e-30)
+        if self.metric == "cosine":  # fast: every row has unit length
+            values /= np.maximum(np.sqrt(np.einsum("md,md->m", queries, queries)), 1e-30)[:, None]
         return values, rows
 
     def _exact(self, queries: Vectors, candidates: Rows, vectors: NDArray[Any]) -> Vectors:
@@ -945,7 +949,7 @@ class TenantIndex:
             "leaf": self._leaf,
             "first": self._first,
             "row_end": np.asarray(self._row_end),
-            "norms": self._norms,
+            "off_unit": self._off_unit,
         }
         for depth, centroids in enumerate(self._centroids):
             arrays[f"centroids_{depth}"] = centroids
@@ -1010,10 +1014,9 @@ class TenantIndex:
         )
         index._leaf = arrays["leaf"].astype(np.int64)
         index._row_end = int(arrays["row_end"])
-        index._norms = arrays["norms"].astype(np.float32)
+        index._off_unit = arrays["off_unit"].astype(np.bool_)
         index._first = arrays["first"].astype(np.int32)
-        held = index._first >= 0
-        index._non_unit = int(np.count_nonzero(np.abs(index._norms[held] - 1) > _UNIT_TOLERANCE))
+        index._non_unit = int(np.count_nonzero(index._off_unit))
         index._shared = np.zeros(len(index._first), np.bool_)
         names: list[str] = meta["tenants"]
         index._tenant_names = names
@@ -1250,7 +1253,7 @@ class TenantIndex:
         self._leaf = np.concatenate([self._leaf, np.full(extra, -1, np.int64)])
         self._first = np.concatenate([self._first, np.full(extra, -1, np.int32)])
         self._shared = np.concatenate([self._shared, np.zeros(extra, np.bool_)])
-        self._norms = np.concatenate([self._norms, np.zeros(extra, np.float32)])
+        self._off_unit = np.concatenate([self._off_unit, np.zeros(extra, np.bool_)])
 
     def _known(self, rows: object) -> Rows:
         """Return the distinct rows given that are in the index."""
