@@ -76,12 +76,16 @@ class BatchSettings:
 
     # a filter matching at most this many rows is answered by an exact scan of those rows
     exact_rows: int = 2_048
-    # rows per chunk of queries planned together; results stream chunk by chunk
-    chunk_size: int = 1_024
-    # partition path: visit cells, nearest first, until the query has seen
-    # clip(probe_scale * m ** probe_exponent, min_probe_rows, m) of its m matching rows
-    probe_scale: float | None = None
-    probe_exponent: float | None = None
+    # queries per chunk planned together; results stream chunk by chunk
+    chunk_size: int = 4_096
+    # False: chunks gather the queries that share a tenant and filter, so each filter is
+    # evaluated, routed and scanned once per batch (results stream in that planned order, each
+    # tagged with its query id); True: chunks follow the input order
+    keep_order: bool = False
+    # partition path: visit every cell holding allowed rows whose centroid scores within
+    # probe_gap of the query's best such cell, and nearest first until at least
+    # min_probe_rows allowed rows were seen
+    probe_gap: float | None = None
     min_probe_rows: int | None = None
     # candidates kept per query for the exact rerank, as a multiple of k
     rerank_factor: float | None = None
@@ -99,8 +103,7 @@ class BatchSettings:
 class _Probe:
     """The resolved knobs of one partition search."""
 
-    scale: float
-    exponent: float
+    gap: float
     min_rows: int
     rerank_factor: float
     exact_rows: int
@@ -359,8 +362,7 @@ class Partitioning:
     centroid_bias: NDArray[np.float32]
     nodes: list[_Node]
     leaf_paths: list[list[tuple[Atom, bool]]]
-    probe_scale: float = 1.0
-    probe_exponent: float = 0.75
+    probe_gap: float = 0.1
     min_probe_rows: int = 1_024
     rerank_factor: float = 4.0
     measured_recall: float | None = None
@@ -420,8 +422,7 @@ class Partitioning:
             "cells": self.cell_count,
             "covered_rows": self.covered_rows,
             "reduced_dim": self.reduced_dim,
-            "probe_scale": self.probe_scale,
-            "probe_exponent": self.probe_exponent,
+            "probe_gap": self.probe_gap,
             "min_probe_rows": self.min_probe_rows,
             "rerank_factor": self.rerank_factor,
             "measured_recall": self.measured_recall,
@@ -659,7 +660,7 @@ class Partitioning:
         recall_target: float,
         settings: BatchSettings,
         rng: np.random.Generator,
-        sample_size: int = 192,
+        sample_size: int = 384,
     ) -> None:
         """Choose probing depth and rerank factor: the cheapest that reach ``recall_target``.
 
@@ -694,59 +695,60 @@ class Partitioning:
             mask_ids = np.asarray([slot[key] for key in keys], dtype=np.int64)
             truth = _exact_truth(snap, vectors, ks, keys, masks, self.covered_rows)
             depth = _probe_depths(self, snap, vectors, [masks[key] for key in keys], truth)
-            goal = recall_target + (1.0 - recall_target) / 2
             factors = (2.0, 3.0, 5.0, 8.0, 12.0) if self.projection is not None else (1.0,)
-            chosen: tuple[float, float, int, float, float] | None = None
+            mean_k = float(ks.mean())
+            chosen: tuple[float, int, float, float] | None = None
+            cheapest = math.inf
             fitted_on = np.arange(len(picked))
-            for _ in range(5):
-                scale, exponent, floor = depth.subset(fitted_on).fit(goal)
+            goal = recall_target
+            # cells must reach at least the target's share of the true neighbours; try deeper
+            # probing with lighter reranks too, and keep the cheapest setting that reaches it
+            for _ in range(6):
+                gap, floor = depth.subset(fitted_on).fit(goal)
                 for factor in factors:
+                    rerank_cost = factor * mean_k * self.dim * 2
+                    if rerank_cost >= cheapest:
+                        break
                     probe = _Probe(
-                        scale,
-                        exponent,
-                        floor,
-                        factor,
-                        settings.exact_rows,
-                        settings.flat_preference,
+                        gap, floor, factor, settings.exact_rows, settings.flat_preference
                     )
-                    _, found, _, plans = self._search(
+                    _, found, scanned, plans = self._search(
                         snap, vectors, ks, key_masks, probe=probe, mask_ids=mask_ids
                     )
                     # what counts is the recall of each approximate plan the planner picks
                     through_cells = np.flatnonzero(plans == CELLS)
                     flat = np.flatnonzero(plans == FLAT)
-                    recall = min(
-                        _recall(found[through_cells], [truth[i] for i in through_cells]),
-                        _recall(found[flat], [truth[i] for i in flat]),
-                    )
                     approximate = np.concatenate([through_cells, flat])
-                    if recall >= recall_target:
-                        chosen = (
-                            scale,
-                            exponent,
-                            floor,
-                            factor,
-                            _recall(found[approximate], [truth[i] for i in approximate]),
-                        )
+                    # each plan must clear the target by a standard error of its estimate, or
+                    # picking the cheapest of many settings would favour lucky samples
+                    reaches = all(
+                        _recall(found[which], [truth[i] for i in which], margin=True)
+                        >= recall_target
+                        for which in (through_cells, flat)
+                    )
+                    if reaches:
+                        cost = rerank_cost
+                        if len(approximate):
+                            cost += float(scanned[approximate].mean()) * self.reduced_dim
+                        if cost < cheapest:
+                            cheapest = cost
+                            chosen = (
+                                gap,
+                                floor,
+                                factor,
+                                _recall(found[approximate], [truth[i] for i in approximate]),
+                            )
                         break
-                if chosen is not None or goal >= 0.9999:
-                    break
                 if len(through_cells) >= 16:
                     fitted_on = through_cells
-                goal = 1.0 - (1.0 - goal) / 2
+                goal = 1.0 - (1.0 - goal) * 0.6
             if chosen is None:
                 # nothing reached the target: probe every cell holding a matching row
-                self.probe_scale, self.probe_exponent = 1.0, 1.0
-                self.min_probe_rows, self.rerank_factor = 1 << 62, factors[-1]
+                self.probe_gap, self.min_probe_rows = math.inf, 1 << 62
+                self.rerank_factor = factors[-1]
                 self.measured_recall = None
                 return
-            (
-                self.probe_scale,
-                self.probe_exponent,
-                self.min_probe_rows,
-                self.rerank_factor,
-                self.measured_recall,
-            ) = chosen
+            self.probe_gap, self.min_probe_rows, self.rerank_factor, self.measured_recall = chosen
 
     # --- searching --------------------------------------------------------------------------------
 
@@ -806,13 +808,11 @@ class Partitioning:
             in_cells = self.cell_of_row[allowed]
             counts = np.bincount(in_cells[in_cells >= 0], minlength=self.cell_count)
             present = np.flatnonzero(counts).astype(np.int64)
-            target = np.maximum(
-                probe_target(int(counts.sum()), probe.scale, probe.exponent, probe.min_rows),
-                keep[members],
-            )
-            ranked = np.argsort(-centroid_scores[np.ix_(members, present)], axis=1, kind="stable")
+            near = centroid_scores[np.ix_(members, present)]
+            ranked = np.argsort(-near, axis=1, kind="stable")
+            near = np.take_along_axis(near, ranked, axis=1)
             seen = np.cumsum(counts[present][ranked], axis=1)
-            probes = np.minimum(np.count_nonzero(seen < target[:, None], axis=1) + 1, len(present))
+            probes = probe_counts(near, seen, probe.gap, np.maximum(probe.min_rows, keep[members]))
             take = np.arange(len(present))[None, :] < probes[:, None]
             row_i, col_j = np.nonzero(take)
             cells = present[ranked[row_i, col_j]]
@@ -843,9 +843,8 @@ class Partitioning:
         if not approximate:
             return scores_out, rows_out, scanned, plans
 
-        survivors: tuple[NDArray[np.int64], Rows, Scores] | None = None
         if pair_query:
-            survivors = self._score_cells(
+            self._score_cells(
                 reduced,
                 ids,
                 masks,
@@ -858,7 +857,10 @@ class Partitioning:
                 best_scores,
                 best_rows,
             )
-        candidates = _select(best_scores, best_rows, survivors, keep)
+        # each query keeps its own number of candidates (k times the rerank factor)
+        ranked = np.argsort(-best_scores, axis=1, kind="stable")
+        candidates = np.take_along_axis(best_rows, ranked, axis=1)
+        candidates[np.arange(keep_max)[None, :] >= keep[:, None]] = -1
 
         # exact rerank with full-precision vectors (ties broken by row, as exact search does)
         members_all = np.concatenate([members for _, members in approximate])
@@ -899,12 +901,12 @@ class Partitioning:
         keep: NDArray[np.int64],
         best_scores: Scores,
         best_rows: Rows,
-    ) -> tuple[NDArray[np.int64], Rows, Scores]:
+    ) -> None:
         """Multi-query optimization: one matrix product per cell for every query probing it.
 
-        First each query's nearest cells fill its best lists; the ``keep``-th best score is then
-        a threshold, and the remaining cells only report the (few) rows that beat it. Returns
-        those as (query, row, reduced score).
+        Each query's nearest cells fill its best list first; its ``keep``-th best score is then
+        a threshold, and in the remaining cells only the (few) queries with a score above it
+        merge: most cells cost one product and one comparison.
         """
         used = np.unique(ids[pair_query])
         slot = np.full(len(masks), -1, np.int64)
@@ -912,10 +914,9 @@ class Partitioning:
         # masks in storage order, so a cell's slice of them is contiguous
         stored = np.stack([masks[i][:covered][self.order] for i in used.tolist()])
         query_slot = slot[ids]
-
-        def cells_of(
-            which: NDArray[np.bool_],
-        ) -> Iterator[tuple[NDArray[np.int64], int, int, bool]]:
+        position = np.minimum(keep, best_scores.shape[1]) - 1
+        threshold = np.full(len(best_scores), -np.inf, np.float32)
+        for which in (pair_first, ~pair_first):
             queries, cells, full = pair_query[which], pair_cell[which], pair_full[which]
             by_cell = np.argsort(cells, kind="stable")
             queries, cells, full = queries[by_cell], cells[by_cell], full[by_cell]
@@ -923,36 +924,24 @@ class Partitioning:
             starts = np.concatenate([[0], bounds]).astype(np.int64).tolist()
             stops = np.concatenate([bounds, [len(cells)]]).astype(np.int64).tolist()
             for lo, hi in zip(starts, stops, strict=True):
-                if lo < hi:
-                    cell = int(cells[lo])
-                    start, stop = int(self.cell_starts[cell]), int(self.cell_starts[cell + 1])
-                    yield queries[lo:hi], start, stop, bool(full[lo:hi].all())
-
-        for group, start, stop, full in cells_of(pair_first):
-            block = reduced[group] @ self.codes[start:stop].T
-            block += self.bias[start:stop]
-            if not full:
-                block[~stored[query_slot[group], start:stop]] = -np.inf
-            _merge_best(block, self.order[start:stop], group, best_scores, best_rows)
-
-        ordered = -np.sort(-best_scores, axis=1)
-        threshold = ordered[np.arange(len(ordered)), np.minimum(keep, ordered.shape[1]) - 1]
-        found_query: list[NDArray[np.int64]] = []
-        found_row: list[Rows] = []
-        found_score: list[Scores] = []
-        for group, start, stop, full in cells_of(~pair_first):
-            block = reduced[group] @ self.codes[start:stop].T
-            block += self.bias[start:stop]
-            better = block > threshold[group][:, None]
-            if not full:
-                better &= stored[query_slot[group], start:stop]
-            query_at, column = np.nonzero(better)
-            found_query.append(group[query_at])
-            found_row.append(self.order[start + column])
-            found_score.append(block[query_at, column])
-        if not found_query:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-        return np.concatenate(found_query), np.concatenate(found_row), np.concatenate(found_score)
+                if lo == hi:
+                    continue
+                group = queries[lo:hi]
+                cell = int(cells[lo])
+                start, stop = int(self.cell_starts[cell]), int(self.cell_starts[cell + 1])
+                block = reduced[group] @ self.codes[start:stop].T
+                block += self.bias[start:stop]
+                if not full[lo:hi].all():
+                    block[~stored[query_slot[group], start:stop]] = -np.inf
+                better = (block > threshold[group][:, None]).any(axis=1)
+                if not better.all():
+                    if not better.any():
+                        continue
+                    group, block = group[better], block[better]
+                _merge_best(block, self.order[start:stop], group, best_scores, best_rows)
+            # thresholds from the nearest cells (kept fixed after: tightening them costs more
+            # than the rare merges it saves)
+            threshold = _kth_best(best_scores, position)
 
     @staticmethod
     def _exact_into(
@@ -1004,8 +993,7 @@ class Partitioning:
             "projection": None
             if self.projection is None
             else {"kind": self.projection.kind, "method": self.projection.method},
-            "probe_scale": self.probe_scale,
-            "probe_exponent": self.probe_exponent,
+            "probe_gap": self.probe_gap,
             "min_probe_rows": self.min_probe_rows,
             "rerank_factor": self.rerank_factor,
             "measured_recall": self.measured_recall,
@@ -1079,8 +1067,7 @@ class Partitioning:
                 [(Atom.from_json(step["atom"]), bool(step["match"])) for step in path]
                 for path in meta["leaf_paths"]
             ],
-            probe_scale=float(meta["probe_scale"]),
-            probe_exponent=float(meta["probe_exponent"]),
+            probe_gap=float(meta["probe_gap"]),
             min_probe_rows=int(meta["min_probe_rows"]),
             rerank_factor=float(meta["rerank_factor"]),
             measured_recall=meta["measured_recall"],
@@ -1239,23 +1226,35 @@ def _assign_leaves(
     return leaf_rows, leaf_paths
 
 
-def probe_target(matching: int, scale: float, exponent: float, floor: int) -> int:
-    """Return how many matching rows a query with ``matching`` allowed rows must see."""
-    return int(min(matching, max(floor, math.ceil(scale * matching**exponent))))
+def probe_counts(
+    near: Scores, seen: NDArray[np.int64], gap: float, floor: NDArray[np.int64] | int
+) -> NDArray[np.int64]:
+    """Return how many cells each query visits, its cells sorted nearest first.
+
+    ``near``: each query's centroid scores in that order; ``seen``: allowed rows seen so far.
+    A query visits every cell within ``gap`` of its nearest, and enough to see ``floor``
+    allowed rows (all cells when there are fewer).
+    """
+    floor_rows = np.broadcast_to(np.asarray(floor), (len(near),))
+    close = np.count_nonzero(near >= near[:, :1] - gap, axis=1)
+    enough = np.count_nonzero(seen < floor_rows[:, None], axis=1) + 1
+    counts: NDArray[np.int64] = np.minimum(np.maximum(close, enough), near.shape[1])
+    return counts
 
 
-def _recall(found: Rows, truth: Sequence[Rows]) -> float:
-    """Return mean recall of ``found`` rows (-1 padded) against each query's true rows."""
+def _recall(found: Rows, truth: Sequence[Rows], *, margin: bool = False) -> float:
+    """Return mean recall of ``found`` rows (-1 padded) against each query's true rows.
+
+    ``margin``: less one standard error of that mean (a cautious estimate).
+    """
     if len(truth) == 0:
         return 1.0
-    return float(
-        np.mean(
-            [
-                len(np.intersect1d(found[i], truth[i])) / max(len(truth[i]), 1)
-                for i in range(len(truth))
-            ]
-        )
+    each = np.asarray(
+        [len(np.intersect1d(found[i], truth[i])) / max(len(truth[i]), 1) for i in range(len(truth))]
     )
+    if margin and len(each) > 1:
+        return float(each.mean() - each.std(ddof=1) / math.sqrt(len(each)))
+    return float(each.mean())
 
 
 def _exact_truth(
@@ -1292,59 +1291,57 @@ def _exact_truth(
 
 @dataclass
 class _Depths:
-    """Per sampled query: its matching rows, the cumulative matching and scanned rows along its
-    probe order, and the probe position of each true neighbour's cell (-1: no neighbour)."""
+    """Per sampled query, along its probe order (nearest cell first, +inf padded): centroid
+    gaps to the nearest cell, cumulative allowed and scanned rows; and the probe position of
+    each true neighbour's cell (-1: no neighbour)."""
 
-    matching: NDArray[np.float64]
-    cum_matching: NDArray[np.float64]  # (queries, cells), +inf padded
+    gaps: NDArray[np.float64]
+    cum_matching: NDArray[np.float64]
     cum_scanned: NDArray[np.float64]
     positions: NDArray[np.int64]  # (queries, k), -1 padded
 
     def subset(self, which: NDArray[np.int64]) -> _Depths:
         """Return the statistics of the queries ``which``."""
         return _Depths(
-            self.matching[which],
+            self.gaps[which],
             self.cum_matching[which],
             self.cum_scanned[which],
             self.positions[which],
         )
 
-    def evaluate(self, targets: NDArray[np.float64]) -> tuple[float, float]:
-        """Return (recall of cells reached, mean rows scanned) for per-query targets."""
-        probes = np.count_nonzero(self.cum_matching < targets[:, None], axis=1) + 1
-        probes = np.minimum(probes, np.count_nonzero(np.isfinite(self.cum_matching), axis=1))
+    def evaluate(self, gap: float, floor: int) -> tuple[float, float]:
+        """Return (recall of cells reached, mean rows scanned) of a probe rule."""
+        cells = np.count_nonzero(np.isfinite(self.cum_matching), axis=1)
+        close = np.count_nonzero(self.gaps <= gap, axis=1)
+        enough = np.count_nonzero(self.cum_matching < floor, axis=1) + 1
+        probes = np.minimum(np.maximum(close, enough), cells)
         valid = self.positions >= 0
         reached = np.count_nonzero(valid & (self.positions < probes[:, None]), axis=1)
         recall = reached / np.maximum(np.count_nonzero(valid, axis=1), 1)
         scanned = self.cum_scanned[np.arange(len(probes)), np.maximum(probes - 1, 0)]
         return float(recall.mean()), float(scanned.mean())
 
-    def targets(self, scale: float, exponent: float, floor: int) -> NDArray[np.float64]:
-        """Return the per-query probe targets of a depth rule."""
-        return np.minimum(
-            self.matching, np.maximum(floor, np.ceil(scale * self.matching**exponent))
-        )
-
-    def fit(self, goal: float) -> tuple[float, float, int]:
-        """Return the cheapest (scale, exponent, floor) whose cells reach ``goal`` recall."""
-        best: tuple[float, float, float, int] | None = None
-        for exponent in (0.5, 0.625, 0.75, 0.875, 1.0):
-            for floor in (256, 1024, 4096):
-                low, high = 1e-3, float(self.matching.max() ** (1 - exponent)) + 1.0
-                if self.evaluate(self.targets(high, exponent, floor))[0] < goal:
-                    continue
-                for _ in range(16):
-                    middle = math.sqrt(low * high)
-                    if self.evaluate(self.targets(middle, exponent, floor))[0] >= goal:
-                        high = middle
-                    else:
-                        low = middle
-                cost = self.evaluate(self.targets(high, exponent, floor))[1]
-                if best is None or cost < best[0]:
-                    best = (cost, high, exponent, floor)
+    def fit(self, goal: float) -> tuple[float, int]:
+        """Return the cheapest (gap, floor) whose cells reach ``goal`` recall."""
+        best: tuple[float, float, int] | None = None
+        finite = self.gaps[np.isfinite(self.gaps)]
+        widest = float(finite.max()) if len(finite) else 0.0
+        for floor in (128, 256, 512, 1024, 2048, 4096):
+            if self.evaluate(widest, floor)[0] < goal:
+                continue
+            low, high = 0.0, widest
+            for _ in range(24):
+                middle = (low + high) / 2
+                if self.evaluate(middle, floor)[0] >= goal:
+                    high = middle
+                else:
+                    low = middle
+            cost = self.evaluate(high, floor)[1]
+            if best is None or cost < best[0]:
+                best = (cost, high, floor)
         if best is None:
-            return 1.0, 1.0, 1 << 62
-        return best[1], best[2], best[3]
+            return math.inf, 1 << 62
+        return best[1], best[2]
 
 
 def _probe_depths(
@@ -1359,49 +1356,31 @@ def _probe_depths(
     sizes = np.diff(part.cell_starts).astype(np.float64)
     centroid_scores = part.project_queries(vectors) @ part.centroids.T + part.centroid_bias
     width = part.cell_count
+    gaps = np.full((len(vectors), width), np.inf)
     cum_matching = np.full((len(vectors), width), np.inf)
     cum_scanned = np.full((len(vectors), width), np.inf)
     positions = np.full((len(vectors), max((len(t) for t in truth), default=0)), -1, np.int64)
-    matching = np.zeros(len(vectors))
     for i, mask in enumerate(masks):
         allowed = np.flatnonzero(mask[:covered])
         in_cells = part.cell_of_row[allowed]
         counts = np.bincount(in_cells[in_cells >= 0], minlength=width)
         present = np.flatnonzero(counts)
         ranked = present[np.argsort(-centroid_scores[i, present], kind="stable")]
+        if len(ranked):
+            gaps[i, : len(ranked)] = centroid_scores[i, ranked[0]] - centroid_scores[i, ranked]
         cum_matching[i, : len(ranked)] = np.cumsum(counts[ranked])
         cum_scanned[i, : len(ranked)] = np.cumsum(sizes[ranked])
-        matching[i] = counts.sum()
         where = np.full(width, -1, np.int64)
         where[ranked] = np.arange(len(ranked))
         positions[i, : len(truth[i])] = where[part.cell_of_row[truth[i]]]
-    return _Depths(matching, cum_matching, cum_scanned, positions)
+    return _Depths(gaps, cum_matching, cum_scanned, positions)
 
 
-def _select(
-    best_scores: Scores,
-    best_rows: Rows,
-    survivors: tuple[NDArray[np.int64], Rows, Scores] | None,
-    keep: NDArray[np.int64],
-) -> Rows:
-    """Return each query's ``keep`` best candidate rows (-1 padded) from its list and survivors."""
-    m, width = best_scores.shape
-    queries = np.repeat(np.arange(m, dtype=np.int64), width)
-    rows = best_rows.reshape(-1)
-    scores = best_scores.reshape(-1)
-    if survivors is not None and len(survivors[0]):
-        queries = np.concatenate([queries, survivors[0]])
-        rows = np.concatenate([rows, survivors[1]])
-        scores = np.concatenate([scores, survivors[2]])
-    finite = np.isfinite(scores) & (rows >= 0)
-    queries, rows, scores = queries[finite], rows[finite], scores[finite]
-    order = np.lexsort((rows, -scores, queries))
-    queries, rows = queries[order], rows[order]
-    rank = np.arange(len(queries)) - np.searchsorted(queries, queries)
-    chosen = rank < keep[queries]
-    candidates = np.full((m, width), -1, np.int64)
-    candidates[queries[chosen], rank[chosen]] = rows[chosen]
-    return candidates
+def _kth_best(scores: Scores, position: NDArray[np.int64]) -> NDArray[np.float32]:
+    """Return, per row, the score at ``position`` when the row is sorted best first."""
+    ordered = -np.sort(-scores, axis=1)
+    kth: NDArray[np.float32] = ordered[np.arange(len(scores)), position]
+    return kth
 
 
 def _merge_best(
@@ -1499,7 +1478,10 @@ def run_batch(
     partitioning: Partitioning | None = None,
     settings: BatchSettings | None = None,
 ) -> Generator[tuple[str, Hits], None, None]:
-    """Yield ``(query_id, hits)`` for every query, chunk by chunk, in the order given.
+    """Yield ``(query_id, hits)`` for every query, chunk by chunk.
+
+    Chunks gather the queries that share a tenant and filter (``settings.keep_order``: in the
+    order given instead).
 
     Each result equals what ``collection.search`` returns for that query alone within ties,
     exactly for filters matching at most ``settings.exact_rows`` rows, and at the recall the
@@ -1517,15 +1499,40 @@ def run_batch(
     reader = _Reader(collection)
     cache = _MaskCache(settings.mask_cache_bytes)
     keys = [workload_key(q.tenant, q.filter) for q in queries]
-    for lo in range(0, len(queries), settings.chunk_size):
-        hi = min(lo + settings.chunk_size, len(queries))
+    for chunk in plan_chunks(keys, settings.chunk_size, keep_order=settings.keep_order):
+        members = [queries[i] for i in chunk]
+        chunk_keys = [keys[i] for i in chunk]
         if partitioning is None:
-            results = _chunk_through_planner(collection, queries[lo:hi], matrix[lo:hi], keys[lo:hi])
+            results = _chunk_through_planner(collection, members, matrix[chunk], chunk_keys)
         else:
             results = _chunk_through_partitioning(
-                reader, cache, partitioning, settings, queries[lo:hi], matrix[lo:hi], keys[lo:hi]
+                reader, cache, partitioning, settings, members, matrix[chunk], chunk_keys
             )
         yield from results
+
+
+def plan_chunks(keys: Sequence[str], chunk_size: int, *, keep_order: bool) -> list[list[int]]:
+    """Return the query positions of each chunk: whole groups of equal keys where they fit."""
+    if keep_order:
+        return [
+            list(range(lo, min(lo + chunk_size, len(keys))))
+            for lo in range(0, len(keys), chunk_size)
+        ]
+    groups: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for members in groups.values():
+        for lo in range(0, len(members), chunk_size):
+            piece = members[lo : lo + chunk_size]
+            if current and len(current) + len(piece) > chunk_size:
+                chunks.append(current)
+                current = []
+            current.extend(piece)
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _chunk_through_planner(
@@ -1562,8 +1569,7 @@ def _chunk_through_partitioning(
 
     ks = np.asarray([q.k for q in queries], dtype=np.int64)
     probe = _Probe(
-        scale=settings.probe_scale or part.probe_scale,
-        exponent=settings.probe_exponent or part.probe_exponent,
+        gap=part.probe_gap if settings.probe_gap is None else settings.probe_gap,
         min_rows=settings.min_probe_rows or part.min_probe_rows,
         rerank_factor=settings.rerank_factor or part.rerank_factor,
         exact_rows=settings.exact_rows,
@@ -1630,6 +1636,7 @@ __all__ = [
     "BatchSettings",
     "Partitioning",
     "atoms_of",
+    "plan_chunks",
     "run_batch",
     "workload_key",
 ]

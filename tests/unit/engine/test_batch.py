@@ -17,6 +17,7 @@ from vecdb.engine.batch import (
     BatchSettings,
     Partitioning,
     atoms_of,
+    plan_chunks,
     run_batch,
     workload_key,
 )
@@ -115,7 +116,7 @@ def assert_allowed(collection: Collection, query: BatchQuery, rows: np.ndarray) 
 def assert_same_as_exact(
     collection: Collection, queries: list[BatchQuery], results: dict[str, Hits]
 ) -> None:
-    assert list(results) == [q.query_id for q in queries]
+    assert sorted(results) == sorted(q.query_id for q in queries)  # each query answered once
     for query in queries:
         hits = results[query.query_id]
         ids, scores = exact(collection, query)
@@ -280,7 +281,9 @@ def test_grouping_does_not_depend_on_batch_or_chunk_size(
     chunk_size: int,
 ) -> None:
     queries, partitioning, alone = calibrated
-    settings = BatchSettings(exact_rows=50, flat_preference=0.0, chunk_size=chunk_size)
+    settings = BatchSettings(
+        exact_rows=50, flat_preference=0.0, chunk_size=chunk_size, keep_order=True
+    )
     together = dict(
         run_batch(cosine_docs, queries[:batch_size], partitioning=partitioning, settings=settings)
     )
@@ -350,7 +353,7 @@ def test_results_stream_and_stopping_cancels(fresh_docs: Collection) -> None:
         cosine_docs,
         queries,
         partitioning=partitioning,
-        settings=BatchSettings(chunk_size=4, exact_rows=50, flat_preference=0.0),
+        settings=BatchSettings(chunk_size=4, exact_rows=50, flat_preference=0.0, keep_order=True),
     )
     first = list(itertools.islice(stream, 4))
     assert [qid for qid, _ in first] == ["q0", "q1", "q2", "q3"]
@@ -412,6 +415,21 @@ def test_shared_predicate_masks_equal_the_collections_own(cosine_docs: Collectio
                     np.testing.assert_array_equal(shared, expected)
         with pytest.raises(InvalidArgument, match="needs at least one filter"):
             reader.shared_mask(snap, None, flt.And(()), atoms)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 7, 1024])
+def test_planned_chunks_keep_equal_filters_together(chunk_size: int) -> None:
+    rng = np.random.default_rng(chunk_size)
+    keys = [f"k{int(k)}" for k in rng.zipf(1.5, 300) % 40]
+    chunks = plan_chunks(keys, chunk_size, keep_order=False)
+    assert sorted(i for chunk in chunks for i in chunk) == list(range(len(keys)))
+    assert all(0 < len(chunk) <= chunk_size for chunk in chunks)
+    for key in set(keys):
+        holding = [c for c, chunk in enumerate(chunks) if any(keys[i] == key for i in chunk)]
+        # a key is split only when it does not fit in one chunk
+        assert len(holding) <= -(-keys.count(key) // chunk_size) + 1
+    in_order = plan_chunks(keys, chunk_size, keep_order=True)
+    assert [i for chunk in in_order for i in chunk] == list(range(len(keys)))
 
 
 def test_an_empty_batch_yields_nothing(cosine_docs: Collection) -> None:
