@@ -5,9 +5,10 @@ Search runs in two stages, as in LeanVec:
 1. **Primary**: queries and rows are projected to ``d' < d`` dims (:mod:`vecdb.engine.projection`:
    PCA for in-distribution queries, LeanVec-OOD when training queries are given) and searched in a
    faiss structure over quantized codes of the reduced rows: an inverted file over 8-bit scalar
-   codes (``IVF…,SQ8``) or 4-bit fast-scan PQ codes (``IVF…,PQ…x4fs``, after a random rotation that
-   spreads the variance over the sub-quantizers), or an HNSW graph over scalar codes
-   (``HNSW…_SQ8``). The structure is described by its faiss ``index_factory`` string.
+   codes (``IVF…,SQ8``) or over 4-bit fast-scan PQ codes with one or two dims per sub-quantizer
+   (``IVF…,PQ…x4fs``, after a random rotation that spreads the variance the projection leaves in
+   its first dims), or an HNSW graph over scalar codes (``HNSW…_SQ8``). The structure is described
+   by its faiss ``index_factory`` string.
 2. **Rerank**: the top ``k · rerank_factor`` candidates are re-scored exactly against the
    full-precision vectors the caller passes (an array or a memory map), as one gathered batch.
 
@@ -37,7 +38,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -65,16 +65,18 @@ FORMAT_VERSION = 1
 RECALL_K = 10
 # Candidate rerank factors tried by the sweep (the rerank set for a smaller factor is a prefix).
 RERANK_FACTORS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
-# Rerank factor of the flat check that picks d'.
+# Rerank factor and query count of the flat check that picks d'.
 FLAT_CHECK_RERANK = 8
+FLAT_CHECK_QUERIES = 300
 IVF_PROBES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 HNSW_EF = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 HNSW_AUTO_MAX_ROWS = 100_000
 HNSW_DEGREES = (16, 32)
-MAX_TUNE_QUERIES = 1000
+MAX_TUNE_QUERIES = 500
 MIN_HELD_OUT_TRAIN_QUERIES = 200
-# k-means training rows per list and iterations for the coarse quantizer.
-IVF_TRAIN_ROWS_PER_LIST = 40
+# k-means training rows per list for the coarse quantizer (faiss runs 10 iterations), and the
+# fewest rows per list the default list count allows.
+IVF_TRAIN_ROWS_PER_LIST = 20
 IVF_MIN_ROWS_PER_LIST = 39
 # Rows per block when projecting or scanning the full matrix (bounds temporary memory).
 BLOCK_ROWS = 65_536
@@ -91,8 +93,9 @@ class AnnConfig:
     fields that apply to the chosen structure are set (``ef_search`` / ``graph_degree`` for HNSW,
     ``list_count`` / ``nprobe`` for IVF).
 
-    ``code_bits`` 8 means 8-bit scalar codes (``SQ8``); 4 means 4-bit fast-scan PQ codes for IVF
-    (two dims per 4-bit sub-quantizer) or 4-bit scalar codes (``SQ4``) for HNSW.
+    ``code_bits`` is the code size per reduced dim: 8 means 8-bit scalar codes (``SQ8``); for IVF,
+    4 means fast-scan PQ with one dim per 4-bit sub-quantizer and 2 means two dims per 4-bit
+    sub-quantizer; for HNSW, 4 means 4-bit scalar codes (``SQ4``).
     ``index_factory`` is the faiss string of the primary structure over the ``reduced_dim``-dim
     codes (e.g. ``"IVF1024,SQ8"``); a caller may pass one to pin the structure outright.
     """
@@ -217,12 +220,25 @@ def _factory_string(
     structure: Structure, reduced_dim: int, code_bits: int, degree_or_lists: int
 ) -> str:
     if structure == "hnsw":
+        if code_bits not in (4, 8):
+            raise InvalidArgument(f"code_bits {code_bits} is not supported for hnsw; allowed: 4, 8")
         return f"HNSW{degree_or_lists}_SQ{code_bits}"
     if code_bits == 8:
         return f"IVF{degree_or_lists},SQ8"
     if code_bits == 4:
+        return f"IVF{degree_or_lists},PQ{reduced_dim}x4fs"
+    if code_bits == 2:
         return f"IVF{degree_or_lists},PQ{max(1, reduced_dim // 2)}x4fs"
-    raise InvalidArgument(f"code_bits {code_bits} is not supported; allowed: 4, 8")
+    raise InvalidArgument(f"code_bits {code_bits} is not supported for ivf; allowed: 2, 4, 8")
+
+
+def _list_count(factory: str) -> int:
+    """Return the IVF list count a factory string asks for (0 when it is not an IVF)."""
+    head = factory.split(",")[0]
+    if not head.startswith("IVF"):
+        return 0
+    digits = "".join(ch for ch in head[3:] if ch.isdigit() or ch == "_").split("_")[0]
+    return int(digits) if digits else 0
 
 
 def _needs_rotation(factory: str) -> bool:
@@ -328,32 +344,34 @@ def exact_search(
 ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
     """Return the exact top ``k`` (scores, rows) of each query over the first ``rows`` rows.
 
-    Block-wise over the matrix (works on memory maps). ``exclude`` gives per query one row to
-    leave out (a query sampled from the rows themselves). Queries must be normalised for cosine.
+    Block-wise over the matrix (works on memory maps), each block through faiss' brute-force
+    kernels. ``exclude`` gives per query one row to leave out (a query sampled from the rows
+    themselves). Cosine normalises the rows of each block; queries must come normalised.
     """
     total = int(vectors.shape[0] if rows is None else rows)
     m = queries.shape[0]
-    best_scores = np.full((m, k), _worst(metric), dtype=np.float32)
-    best_rows = np.full((m, k), -1, dtype=np.int64)
-    query_squares = np.einsum("ij,ij->i", queries, queries)[:, None]
+    width = k + (0 if exclude is None else 1)
+    faiss_metric = _faiss_metric(metric)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    best_scores = np.full((m, 0), _worst(metric), dtype=np.float32)
+    best_rows = np.full((m, 0), -1, dtype=np.int64)
     for start, stop in _blocks(total, BLOCK_ROWS):
-        block = np.asarray(vectors[start:stop], dtype=np.float32)
-        dots = queries @ block.T
-        if metric == "ip":
-            scores = dots
-        else:
-            squares = np.einsum("ij,ij->i", block, block)[None, :]
-            if metric == "cosine":
-                scores = dots / np.sqrt(np.maximum(squares, np.float32(1e-30)))
-            else:
-                scores = np.maximum(query_squares - 2.0 * dots + squares, 0.0)
-        ids = np.broadcast_to(np.arange(start, stop, dtype=np.int64), scores.shape)
-        if exclude is not None:
-            scores = np.where(ids == exclude[:, None], _worst(metric), scores)
-        merged_scores = np.concatenate([best_scores, scores.astype(np.float32)], axis=1)
-        merged_rows = np.concatenate([best_rows, ids], axis=1)
-        best_scores, best_rows = _top_k(merged_scores, merged_rows, k, metric)
-    return best_scores, best_rows
+        block = np.ascontiguousarray(vectors[start:stop], dtype=np.float32)
+        if metric == "cosine":
+            block = _normalise(block)
+        scores, found = faiss.knn(queries, block, min(width, stop - start), metric=faiss_metric)
+        found = np.where(found >= 0, found + start, -1)
+        best_scores, best_rows = _top_k(
+            np.concatenate([best_scores, scores], axis=1),
+            np.concatenate([best_rows, found], axis=1),
+            width,
+            metric,
+        )
+    if exclude is not None:
+        keep = best_rows != exclude[:, None]
+        scores = np.where(keep, best_scores, _worst(metric)).astype(np.float32)
+        best_scores, best_rows = _top_k(scores, np.where(keep, best_rows, -1), k, metric)
+    return best_scores[:, :k], best_rows[:, :k]
 
 
 def _recall(found: NDArray[np.int64], truth: NDArray[np.int64]) -> float:
@@ -535,17 +553,12 @@ class AnnIndex:
         if m <= block:
             scores = _exact_scores(queries, candidates, vectors, self.metric)
             return _top_k(scores, candidates, k, self.metric)
+        # Blocks bound the gathered copy; each block is one gather and one batched product.
         out_scores = np.empty((m, k), dtype=np.float32)
         out_rows = np.empty((m, k), dtype=np.int64)
-
-        def work(span: tuple[int, int]) -> None:
-            lo, hi = span
+        for lo, hi in _blocks(m, block):
             scores = _exact_scores(queries[lo:hi], candidates[lo:hi], vectors, self.metric)
             out_scores[lo:hi], out_rows[lo:hi] = _top_k(scores, candidates[lo:hi], k, self.metric)
-
-        # numpy releases the GIL in the gather and the product, so blocks overlap on all cores.
-        with ThreadPoolExecutor(max_workers=max(1, faiss.omp_get_max_threads())) as pool:
-            list(pool.map(work, _blocks(m, block)))
         return out_scores, out_rows
 
     # ---------------------------------------------------------------- size, save, load
@@ -640,6 +653,14 @@ class _TuneSet:
     truth: NDArray[np.int64]  # (m, RECALL_K)
     exclude: NDArray[np.int64] | None  # the query's own row when sampled from the data
 
+    def head(self, count: int) -> _TuneSet:
+        """Return the first ``count`` queries (the set is already in random order)."""
+        return _TuneSet(
+            self.queries[:count],
+            self.truth[:count],
+            None if self.exclude is None else self.exclude[:count],
+        )
+
 
 class _Builder:
     def __init__(
@@ -683,6 +704,7 @@ class _Builder:
             min(RECALL_K, self.rows - 1) if self.train_queries is None else min(RECALL_K, self.rows)
         )
         self.k = max(1, self.k)
+        self._inverse_norms: NDArray[np.float32] | None = None
         # Standard error of each recall the last _evaluate call returned, per rerank factor.
         self.last_standard_error: dict[int, float] = {}
 
@@ -693,13 +715,31 @@ class _Builder:
     # ---- data access (block-wise, normalised for cosine, centred by the projection for l2)
 
     def _data_blocks(self) -> Iterator[tuple[int, NDArray[np.float32]]]:
+        """Yield ``(first row, block)`` over all rows, normalised for cosine.
+
+        The cosine blocks share one buffer: a consumer must use each block before the next.
+        """
+        buffer: NDArray[np.float32] | None = None
+        first_pass = self._inverse_norms is None
+        if first_pass and self.metric == "cosine":
+            self._inverse_norms = np.empty(self.rows, dtype=np.float32)
         for start, stop in _blocks(self.rows, BLOCK_ROWS):
             block = np.ascontiguousarray(self.vectors[start:stop], dtype=np.float32)
-            if not np.isfinite(block).all():
+            if first_pass and not np.isfinite(block).all():
                 raise InvalidArgument(
                     f"vectors contain NaN or infinite values (rows {start}..{stop - 1})"
                 )
-            yield start, _normalise(block) if self.metric == "cosine" else block
+            if self._inverse_norms is None:
+                yield start, block
+                continue
+            if first_pass:
+                norms = np.sqrt(np.einsum("ij,ij->i", block, block))
+                self._inverse_norms[start:stop] = 1.0 / np.maximum(norms, np.float32(1e-30))
+            if buffer is None:
+                buffer = np.empty((min(BLOCK_ROWS, self.rows), self.dim), dtype=np.float32)
+            out = buffer[: stop - start]
+            np.multiply(block, self._inverse_norms[start:stop, None], out=out)
+            yield start, out
 
     def _reduced_data(self, projection: Projection) -> NDArray[np.float32]:
         out = np.empty((self.rows, projection.reduced_dim), dtype=np.float32)
@@ -724,32 +764,44 @@ class _Builder:
             else:
                 tune, fit = queries, queries
                 how = f"all {m} training queries (too few to hold some out)"
-            truth = exact_search(tune, self._dense(), self.k, self.metric)[1]
+            truth = exact_search(tune, self.vectors, self.k, self.metric)[1]
             return fit, _TuneSet(tune, truth, None), how
         count = min(MAX_TUNE_QUERIES, max(1, self.rows // 10), self.rows)
-        picked = np.sort(self.rng.choice(self.rows, size=count, replace=False)).astype(np.int64)
+        picked = self.rng.choice(self.rows, size=count, replace=False).astype(np.int64)
         tune = np.asarray(self.vectors[picked], dtype=np.float32)
         if self.metric == "cosine":
             tune = _normalise(tune)
-        truth = exact_search(tune, self._dense(), self.k, self.metric, exclude=picked)[1]
+        truth = exact_search(tune, self.vectors, self.k, self.metric, exclude=picked)[1]
         return None, _TuneSet(tune, truth, picked), f"{count} sampled rows (each excluding itself)"
 
-    def _dense(self) -> NDArray[Any]:
-        """Return the rows as exact search should see them (normalised copy only for cosine)."""
-        if self.metric != "cosine":
-            return self.vectors
-        if not hasattr(self, "_normalised"):
-            self._normalised = np.empty((self.rows, self.dim), dtype=np.float32)
-            for start, block in self._data_blocks():
-                self._normalised[start : start + len(block)] = block
-        return self._normalised
+    def _moments(self, fit_queries: NDArray[np.float32] | None) -> dict[str, Any]:
+        """Return the statistics every projection fit needs, from one or two passes over rows."""
+        center = self.metric == "l2"
+        mean = None
+        if center:
+            mean = np.zeros(self.dim, dtype=np.float64)
+            for _, block in self._data_blocks():
+                mean += block.astype(np.float64).sum(axis=0)
+            mean /= self.rows
+        data = np.zeros((self.dim, self.dim), dtype=np.float64)
+        for _, block in self._data_blocks():
+            data += projections.second_moment(block, offset=mean) * (len(block) / self.rows)
+        moments: dict[str, Any] = {"mean": mean, "data": data}
+        if fit_queries is not None:
+            moments["queries"] = projections.second_moment(fit_queries, offset=mean)
+        return moments
 
     def _fit(
-        self, reduced_dim: int, fit_queries: NDArray[np.float32] | None, moments: dict[str, Any]
+        self,
+        reduced_dim: int,
+        fit_queries: NDArray[np.float32] | None,
+        moments: dict[str, Any],
+        method: projections.OodMethod = "frank_wolfe",
     ) -> Projection:
+        # The rows themselves are not read again: the moments carry all the fit needs.
         if self.kind == "pca":
             return projections.fit_pca(
-                self._dense(),
+                self.vectors,
                 reduced_dim,
                 center=self.metric == "l2",
                 moment=moments["data"],
@@ -757,9 +809,10 @@ class _Builder:
             )
         assert fit_queries is not None
         return projections.fit_ood(
-            self._dense(),
+            self.vectors,
             fit_queries,
             reduced_dim,
+            method=method,
             data_moment=moments["data"],
             query_moment=moments["queries"],
             center=self.metric == "l2",
@@ -795,11 +848,13 @@ class _Builder:
         return out
 
     def _flat_recall(self, projection: Projection, tune: _TuneSet) -> float:
+        """Return recall@k after an exact rerank of a flat (exhaustive) reduced search."""
+        tune = tune.head(FLAT_CHECK_QUERIES)
         reduced_queries = projection.project_queries(tune.queries)
         width = self.k * FLAT_CHECK_RERANK + (0 if tune.exclude is None else 1)
         reduced_metric: Metric = "l2" if self.metric == "l2" else "ip"
-        best_scores = np.full((len(reduced_queries), width), _worst(reduced_metric), np.float32)
-        best_rows = np.full((len(reduced_queries), width), -1, np.int64)
+        best_scores = np.full((len(reduced_queries), 0), _worst(reduced_metric), np.float32)
+        best_rows = np.full((len(reduced_queries), 0), -1, np.int64)
         for start, block in self._data_blocks():
             scores, rows = exact_search(
                 reduced_queries, projection.project_data(block), width, reduced_metric
@@ -833,7 +888,9 @@ class _Builder:
         # Binary search for the smallest passing d' (recall grows with d').
         while low < high:
             middle = (low + high) // 2
-            projection = self._fit(grid[middle], fit_queries, moments)
+            # The eigen solution is cheap and never better than the final Frank-Wolfe one, so
+            # a d' it passes with is safe.
+            projection = self._fit(grid[middle], fit_queries, moments, method="eigen")
             recall = self._flat_recall(projection, tune)
             report.flat_recall[grid[middle]] = recall
             self._report("reduced_dim", 0.2 * (1 - (high - low) / len(grid)))
@@ -857,7 +914,7 @@ class _Builder:
         for structure in structures:
             if structure == "ivf":
                 lists = self.config.list_count or _default_list_count(self.rows)
-                bits = [self.config.code_bits] if self.config.code_bits else [8, 4]
+                bits = [self.config.code_bits] if self.config.code_bits else [8, 4, 2]
                 out += [_factory_string("ivf", reduced_dim, b, lists) for b in bits]
             else:
                 degrees = (
@@ -867,19 +924,25 @@ class _Builder:
                 out += [_factory_string("hnsw", reduced_dim, b, m) for m in degrees for b in bits]
         return out
 
-    def _train_structure(self, factory: str, reduced: NDArray[np.float32]) -> Any:
+    def _train_structure(
+        self, factory: str, reduced: NDArray[np.float32], centroids: NDArray[np.float32] | None
+    ) -> Any:
+        """Return the trained, filled faiss structure; IVF reuses ``centroids`` when given."""
         index = faiss.index_factory(reduced.shape[1], factory, _faiss_metric(self.metric))
         ivf = faiss.try_extract_index_ivf(index)
+        sample = reduced
         if ivf is not None:
             ivf.cp.seed = self.seed
+            ivf.cp.min_points_per_centroid = min(
+                ivf.cp.min_points_per_centroid, IVF_TRAIN_ROWS_PER_LIST
+            )
+            if centroids is not None and len(centroids) == ivf.nlist:
+                # A filled flat quantizer with nlist entries is not clustered again.
+                ivf.quantizer.add(centroids)
             wanted = IVF_TRAIN_ROWS_PER_LIST * ivf.nlist
             if self.rows > wanted:
-                picked = np.sort(self.rng.choice(self.rows, size=wanted, replace=False))
-                index.train(reduced[picked])
-            else:
-                index.train(reduced)
-        else:
-            index.train(reduced)
+                sample = reduced[np.sort(self.rng.choice(self.rows, size=wanted, replace=False))]
+        index.train(sample)
         index.add(reduced)
         return index
 
@@ -956,7 +1019,7 @@ class _Builder:
         return best if best is not None else fallback
 
     def _time(self, index: AnnIndex, tune: _TuneSet, knob: int, factor: int) -> float:
-        vectors = self._dense()
+        vectors = self.vectors
         best = math.inf
         for _ in range(TIMING_REPEATS):
             started = time.perf_counter()
@@ -969,25 +1032,29 @@ class _Builder:
         fit_queries, tune, how = self._split_queries()
         report = TuningReport(tune_queries=len(tune.queries), held_out=how)
         self._report("ground_truth", 1.0)
-        center = self.metric == "l2"
-        moments: dict[str, Any] = {"mean": projections.mean_of(self._dense()) if center else None}
-        moments["data"] = projections.second_moment(self._dense(), offset=moments["mean"])
-        if self.kind == "ood":
-            assert fit_queries is not None
-            moments["queries"] = projections.second_moment(fit_queries, offset=moments["mean"])
+        moments = self._moments(fit_queries)
         dims = self._choose_reduced_dim(tune, fit_queries, moments, report)
         chosen: tuple[float, str, Projection, Any, int, int, float] | None = None
         for attempt, reduced_dim in enumerate(dims):
             base = self._fit(reduced_dim, fit_queries, moments)
             factories = self._candidate_factories(reduced_dim)
+            centroids: dict[int, NDArray[np.float32]] = {}
+            rotation = _random_rotation(reduced_dim, self.seed)
             for position, factory in enumerate(factories):
                 self._report(f"structure {factory}", 0.2 + 0.8 * position / len(factories))
                 projection = base
                 if _needs_rotation(factory):
-                    projection = _rotated(base, _random_rotation(reduced_dim, self.seed))
+                    projection = _rotated(base, rotation)
                 reduced = self._reduced_data(projection)
-                structure = self._train_structure(factory, reduced)
+                lists = _list_count(factory)
+                shared = centroids.get(lists)
+                if shared is not None and _needs_rotation(factory):
+                    shared = np.ascontiguousarray(shared @ rotation.T)
+                structure = self._train_structure(factory, reduced, shared)
                 del reduced
+                ivf = faiss.try_extract_index_ivf(structure)
+                if ivf is not None and not _needs_rotation(factory) and lists not in centroids:
+                    centroids[lists] = ivf.quantizer.reconstruct_n(0, ivf.nlist)
                 outcome = self._sweep(factory, projection, structure, tune, report)
                 if outcome is None:
                     continue
@@ -1042,5 +1109,6 @@ def _code_bits(structure: Any) -> int:
     if isinstance(ivf, faiss.IndexIVFScalarQuantizer):
         return 4 if ivf.sq.qtype == faiss.ScalarQuantizer.QT_4bit else 8
     if isinstance(ivf, faiss.IndexIVFPQFastScan):
-        return int(ivf.pq.nbits)
+        # Bits per reduced dim: 4-bit sub-quantizers over dsub dims each.
+        return int(ivf.pq.nbits) // int(ivf.pq.dsub)
     return 8

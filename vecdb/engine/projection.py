@@ -117,13 +117,15 @@ def second_moment(
     n, dim = vectors.shape
     if n == 0:
         raise InvalidArgument("cannot fit a projection on zero vectors")
-    shift = np.zeros(dim, dtype=np.float64) if offset is None else offset
+    shift = np.zeros(dim, dtype=np.float32) if offset is None else offset.astype(np.float32)
     moment = np.zeros((dim, dim), dtype=np.float64)
     for start in range(0, n, _MOMENT_BLOCK_ROWS):
-        block = np.asarray(vectors[start : start + _MOMENT_BLOCK_ROWS], dtype=np.float64) - shift
-        moment += block.T @ block
+        block = np.asarray(vectors[start : start + _MOMENT_BLOCK_ROWS], dtype=np.float32) - shift
+        # float32 products per block (fast BLAS), float64 accumulation across blocks.
+        moment += (block.T @ block).astype(np.float64)
     moment /= n
-    return (moment + moment.T) / 2.0
+    symmetric: NDArray[np.float64] = (moment + moment.T) / 2.0
+    return symmetric
 
 
 def _top_eigenvectors(matrix: NDArray[np.float64], count: int) -> NDArray[np.float64]:
