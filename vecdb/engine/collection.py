@@ -34,6 +34,7 @@ from vecdb.engine.store import PointRow, Store
 
 if TYPE_CHECKING:
     from vecdb.engine.ann import AnnConfig, AnnIndex
+    from vecdb.engine.tenancy import TenantIndex
 
 MAX_ID_LENGTH = 512
 MIN_INDEX_POINTS = 1_000
@@ -118,6 +119,8 @@ class Collection:
         self.cid = cid
         self.artefact_dir = artefact_dir
         self.index: AnnIndex | None = None
+        # the multi-tenant structure, kept in step with every write once built
+        self.tenant_index: TenantIndex | None = None
         self.planner = planner.PlannerSettings()
         self._index_recall_target = 0.0
         self.settings = settings
@@ -397,6 +400,8 @@ class Collection:
                 self._tenant_cache.pop(tenant, None)
         self.attributes.set_rows(rows, attributes)
         self._live += len(row_list)
+        if self.tenant_index is not None:
+            self.tenant_index.insert(rows, vectors, [tuple(t) for t in tenants])
 
     def _tombstone(self, rows: Rows) -> None:
         cols = self._cols
@@ -412,6 +417,8 @@ class Collection:
         cols.alive[rows] = False
         self.attributes.clear_rows(rows)
         self._live -= len(rows)
+        if self.tenant_index is not None:
+            self.tenant_index.delete(rows)
 
     def delete(self, ids: Sequence[str], *, acting_tenant: str | None = None) -> int:
         """Delete points by id (unknown ids are ignored); return how many were deleted."""
@@ -465,6 +472,12 @@ class Collection:
                 else:
                     rows.discard(row)
             self._tenant_cache.pop(tenant, None)
+            if self.tenant_index is not None:
+                changed = np.asarray([row for row, _ in changes], dtype=np.int64)
+                if grant:
+                    self.tenant_index.grant(tenant, changed)
+                else:
+                    self.tenant_index.revoke(tenant, changed)
             self.sequence = sequence
         return len(changes)
 
@@ -584,8 +597,23 @@ class Collection:
                 has_index=index is not None,
                 settings=self.planner,
             )
+            tenant_index = None if options.exact else self.tenant_index
             if index is None or plan.name == planner.EXACT:
                 scores, rows = self._exact(matrix, k, mask, n)
+                scored = matching
+            elif tenant is not None and tenant_index is not None:
+                plan = planner.Plan(
+                    planner.TENANT_TREE,
+                    plan.selectivity,
+                    f"tenant {tenant!r}: best-first walk of its sub-tree of the shared tree",
+                )
+                allowed = None
+                if filter is not None:
+                    allowed = evaluate(filter, self.attributes, n) & self._cols.alive[:n]
+                external, rows = tenant_index.search(
+                    matrix, k, tenant, vectors=self._cols.vectors, allowed=allowed
+                )
+                scores = self._internal(external)
                 scored = matching
             else:
                 scores, rows, scored = self._indexed(matrix, k, mask, n, index, plan, options)
@@ -660,7 +688,78 @@ class Collection:
         with self._lock.write():
             self.index = index
             self._index_recall_target = recall_target
+        if self._tenant_rows:
+            self.build_tenant_index(progress=progress)
         return self.index_info()
+
+    def build_tenant_index(self, progress: Callable[[str, float], None] | None = None) -> None:
+        """Build the multi-tenant structure (shared tree, per-tenant shortlists) and save it.
+
+        Writes are held off while it trains so that it starts exactly in step with the
+        collection; from then on every write updates it incrementally.
+        """
+        from vecdb.engine.tenancy import TenantIndex
+
+        with self._write_mutex:
+            with self._lock.read():
+                n = self._rows
+                vectors = self._cols.vectors[:n].copy()
+                alive = self._cols.alive[:n].copy()
+                row_tenants = list(self._cols.tenants[:n])
+            tenant_index = TenantIndex.build(
+                vectors, row_tenants, alive, metric=self.metric.value, progress=progress
+            )
+            with self._lock.write():
+                self.tenant_index = tenant_index
+        self.save_tenant_index()
+
+    def save_tenant_index(self) -> None:
+        """Publish the tenant structure as it is now (a restart reconciles later writes)."""
+        tenant_index = self.tenant_index
+        if self.artefact_dir is None or tenant_index is None:
+            return
+        with self._write_mutex, self._lock.read():
+            artefacts.publish(
+                self.artefact_dir,
+                "tenancy",
+                tenant_index.save,
+                {"rows": self._rows, "sequence": self.sequence},
+            )
+
+    def _load_tenant_index(self) -> None:
+        """Load the saved tenant structure and bring it in step with the store."""
+        if self.artefact_dir is None:
+            return
+        found = artefacts.current(self.artefact_dir, "tenancy")
+        if found is None:
+            return
+        from vecdb.engine.tenancy import TenantIndex
+
+        folder, stamp = found
+        tenant_index = TenantIndex.load(folder)
+        saved_rows = stamp.get("rows", 0)
+        assert isinstance(saved_rows, int)
+        cols = self._cols
+        n = self._rows
+        # rows retired since the save, then rows written since, then access changes
+        known = np.arange(min(saved_rows, n), dtype=np.int64)
+        gone = known[~cols.alive[: len(known)]]
+        gone = gone[np.fromiter((int(r) in tenant_index for r in gone), np.bool_, len(gone))]
+        if len(gone):
+            tenant_index.delete(gone)
+        fresh = np.flatnonzero(cols.alive[saved_rows:n]).astype(np.int64) + saved_rows
+        if len(fresh):
+            tenant_index.insert(fresh, cols.vectors[fresh], [cols.tenants[r] for r in fresh])
+        for tenant in set(tenant_index.tenants()) | set(self._tenant_rows):
+            have = tenant_index.tenant_rows(tenant)
+            want = self.tenant_rows(tenant)
+            extra = np.setdiff1d(have, want, assume_unique=True)
+            missing = np.setdiff1d(want, have, assume_unique=True)
+            if len(extra):
+                tenant_index.revoke(tenant, extra)
+            if len(missing):
+                tenant_index.grant(tenant, missing)
+        self.tenant_index = tenant_index
 
     def load_index(self) -> bool:
         """Load the saved index, if any (on start); return True if one was loaded."""
@@ -679,6 +778,7 @@ class Collection:
             self.index = index
             target = stamp.get("recall_target", 0.0)
             self._index_recall_target = float(target) if isinstance(target, int | float) else 0.0
+            self._load_tenant_index()
         return True
 
     def index_info(self) -> dict[str, Any]:

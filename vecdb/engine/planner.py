@@ -17,6 +17,7 @@ EXACT = "exact"
 INDEX = "index"
 INDEX_SELECTOR = "index+selector"
 INDEX_POSTFILTER = "index+postfilter"
+TENANT_TREE = "tenant-tree"
 
 
 @dataclass(frozen=True)
