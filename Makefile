@@ -51,7 +51,8 @@ test: install-test tests/interop/node_modules lint typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install-bench
-	@for script in benchmarks/serve.py benchmarks/ann.py benchmarks/retrieval.py; do \
+	@for script in benchmarks/serve.py benchmarks/ann.py benchmarks/tenants.py \
+		benchmarks/filtered.py benchmarks/batch.py benchmarks/retrieval.py; do \
 		if [ -f $$script ]; then echo "== $$script"; $(BIN)/python $$script $(BENCH_ARGS) || exit 1; fi; \
 	done
 
