@@ -366,8 +366,9 @@ class TenantIndex:
         finally:
             faiss.omp_set_num_threads(threads)
         index = cls(config, metric, dim, projection, mean, centroids, code_low, code_step)
-        tenants = [row_tenants[int(r)] for r in live.tolist()]
-        index.insert(live, matrix[live], tenants, _progress=report)
+        everyone = len(live) == n
+        tenants = list(row_tenants) if everyone else [row_tenants[r] for r in live.tolist()]
+        index.insert(live, matrix if everyone else matrix[live], tenants, _progress=report)
         report("done", 1.0)
         return index
 
@@ -690,10 +691,10 @@ class TenantIndex:
             ptr(query), ptr(vectors), ptr(rows), self.dim, 1, len(vectors), len(rows), k,
             ptr(values), ptr(found), len(rows),
         )  # fmt: skip
+        if found[k - 1] < 0:  # faiss pads with -+FLT_MAX: make it the documented -+inf
+            values[found < 0] = np.inf if self.metric == "l2" else -np.inf
         if self.metric == "cosine":  # fast: every row has unit length
             values /= max(math.sqrt(float(query[0] @ query[0])), 1e-30)
-        if found[k - 1] < 0:
-            values[found < 0] = np.inf if self.metric == "l2" else -np.inf
         return values, found
 
     def _search_chunk(
@@ -909,6 +910,7 @@ class TenantIndex:
             ptr(queries), ptr(vectors), ptr(subset), self.dim, m, len(vectors), count, k,
             ptr(values), ptr(rows), count,
         )  # fmt: skip
+        values[rows < 0] = np.inf if self.metric == "l2" else -np.inf
         if self.metric == "l2":
             return -values, rows
         if self.metric == "cosine":  # fast: every row has unit length
