@@ -1,24 +1,36 @@
 """Batch workloads planned as a whole (HQI): a workload-aware partitioning and grouped scoring.
 
-A batch of hybrid queries (vector + tenant + filter) is answered in three steps:
+A batch of hybrid queries (vector + tenant + filter) is answered chunk by chunk; chunks gather
+the queries that share a tenant and filter, so each distinct filter is handled once:
 
-1. **One mask per distinct filter.** Queries that share a tenant and filter share one evaluation of
-   it (a row mask), cached across chunks until the collection changes.
-2. **Routing.** With a :class:`Partitioning` — a qd-tree cut on the atomic predicates (and tenants)
-   the workload uses most, each leaf holding its own small IVF over reduced vectors — a query
-   visits only the IVF lists ("cells") that hold rows its mask allows, nearest first, until it has
-   seen enough matching rows. Queries whose filter matches few rows skip the partitioning and scan
-   their matching rows exactly.
+1. **One mask per distinct filter**, its predicates (and tenants) evaluated once each and shared
+   between filters (:func:`_evaluate_shared`), cached until the collection changes.
+2. **A plan per filter, priced in multiply-adds per query** (with a :class:`Partitioning`):
+
+   - *exact*: few matching rows — one product of the filter's queries with those rows;
+   - *cells*: the partitioning is a qd-tree cut on the atomic predicates (and tenants) the
+     workload uses most, each leaf holding a small IVF over reduced vectors, laid out
+     contiguously. A query visits only the cells ("IVF lists") holding rows its mask allows:
+     every such cell whose centroid is within a calibrated gap of its nearest, and enough to see
+     a minimum of allowed rows;
+   - *flat*: a scan of the reduced codes of every allowed row, when that is cheaper than cells;
+   - *index*: the collection's own plan (its planner and index), all the filter's queries in one
+     call, when that is priced lower than the cells — filters the partitioning does not fit.
+
+   Without a partitioning every filter takes the last plan.
 3. **Multi-query optimization.** The queries that probe one cell are scored together with one
-   matrix multiplication over the cell's contiguous codes; each query's mask is applied, the best
-   candidates kept, and the survivors reranked exactly with the full-precision vectors.
+   matrix product over the cell's codes; each query's mask is applied, and its nearest cells set
+   a threshold that most later cells do not beat. The best candidates are reranked exactly with
+   the full-precision vectors.
 
-Routing is driven by the masks themselves, never by reasoning about predicates, so a partitioning
-only ever changes speed, not which rows a query may return. Rows written after the partitioning was
-built are scanned exactly, as the collection does for rows its index does not cover.
+Routing is driven by the masks themselves, never by reasoning about predicates, so a
+partitioning only ever changes speed, not which rows a query may return. Rows written after the
+partitioning was built are scanned exactly, as the collection does for rows its index does not
+cover. Probing depth and rerank factor are calibrated at build on a sample of the workload
+against exact search, to a recall target.
 
-:func:`run_batch` is a generator: results stream one chunk at a time, and a caller cancels a long
-batch simply by no longer iterating.
+:func:`run_batch` is a generator: results stream one chunk at a time, each tagged with its query
+id, and a caller cancels a long batch simply by no longer iterating.
 """
 
 from __future__ import annotations
@@ -39,6 +51,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from vecdb.engine import filters as flt
+from vecdb.engine import planner
 from vecdb.engine.attributes import AttributeTable, Mask, Rows
 from vecdb.engine.errors import InvalidArgument
 from vecdb.engine.filters import Filter
@@ -53,7 +66,7 @@ Scores = NDArray[np.float32]
 
 FORMAT_VERSION = 1
 # how a query of a batch was answered
-EXACT, FLAT, CELLS = 0, 1, 2
+EXACT, FLAT, CELLS, INDEX = 0, 1, 2, 3
 PLAN_NAMES = {EXACT: "batch:exact", FLAT: "batch:flat", CELLS: "batch:partition"}
 PARTITIONING_FILE = "partitioning.json"
 ARRAYS_FILE = "partitioning.npz"
@@ -92,6 +105,9 @@ class BatchSettings:
     # a filter's reduced codes are scanned flat when that costs at most this times the cells the
     # probe rule would visit (0: never flat)
     flat_preference: float = 1.2
+    # with an index, a filter goes through the collection's own plan when that costs at most
+    # this times the cells (0: never)
+    index_preference: float = 1.0
     # bytes of filter masks kept between chunks
     mask_cache_bytes: int = 256 << 20
     # BLAS threads while a chunk runs: the per-cell products are small, and on a busy machine
@@ -108,6 +124,7 @@ class _Probe:
     rerank_factor: float
     exact_rows: int
     flat_preference: float
+    index_preference: float = 1.0
 
 
 def workload_key(tenant: str | None, filter: Filter | None) -> str:
@@ -187,6 +204,40 @@ class _Reader:
         if filter is not None:
             mask &= _evaluate_shared(filter, self.collection.attributes, snapshot.rows, atoms, 0)
         return mask
+
+    def index_cost(self, snapshot: _Snapshot) -> Callable[[int, int], float] | None:
+        """Return the multiply-adds per query of the collection's own plan for a filter
+        matching some rows, or None without an index (call inside snapshot)."""
+        collection = self.collection
+        index = collection.index
+        if index is None:
+            return None
+        config = index.config
+        covered = max(min(index.covered_rows, snapshot.rows), 1)
+        reduced = config.reduced_dim or collection.dim
+        if config.structure == "hnsw":
+            scanned = float((config.ef_search or 64) * (config.graph_degree or 32))
+        else:
+            scanned = (config.nprobe or 8) * covered / max(config.list_count or 1, 1)
+        live = max(snapshot.live, 1)
+
+        def cost(matching: int, k: int) -> float:
+            plan = planner.choose(
+                matching, live, k, filtered=True, has_index=True, settings=collection.planner
+            )
+            if plan.name == planner.EXACT:
+                return float(matching * collection.dim)
+            fetch = k
+            walk = scanned * reduced
+            if plan.name == planner.INDEX_POSTFILTER:
+                fetch = math.ceil(k / max(plan.selectivity, 1e-6) * 1.5) + k
+            elif plan.name == planner.INDEX_SELECTOR:
+                walk *= 0.5  # disallowed rows are walked but not scored
+            return walk + (config.rerank_factor or 1) * fetch * collection.dim
+
+        return cost
+
+        return cost
 
     def ids(self, rows: Rows) -> list[str]:
         """Return the point ids of ``rows`` (call inside snapshot)."""
@@ -462,8 +513,8 @@ class Partitioning:
         workload: Sequence[BatchQuery],
         *,
         reduced_dim: int | None = -1,
-        list_rows: int = 512,
-        max_leaves: int = 64,
+        list_rows: int = 256,
+        max_leaves: int = 16,
         min_leaf_rows: int = 4_096,
         sample_rows: int = 32_768,
         recall_target: float = 0.95,
@@ -710,10 +761,21 @@ class Partitioning:
                     if rerank_cost >= cheapest:
                         break
                     probe = _Probe(
-                        gap, floor, factor, settings.exact_rows, settings.flat_preference
+                        gap,
+                        floor,
+                        factor,
+                        settings.exact_rows,
+                        settings.flat_preference,
+                        settings.index_preference,
                     )
                     _, found, scanned, plans = self._search(
-                        snap, vectors, ks, key_masks, probe=probe, mask_ids=mask_ids
+                        snap,
+                        vectors,
+                        ks,
+                        key_masks,
+                        probe=probe,
+                        mask_ids=mask_ids,
+                        index_cost=reader.index_cost(snap),
                     )
                     # what counts is the recall of each approximate plan the planner picks
                     through_cells = np.flatnonzero(plans == CELLS)
@@ -761,6 +823,7 @@ class Partitioning:
         *,
         probe: _Probe,
         mask_ids: NDArray[np.int64] | None = None,
+        index_cost: Callable[[int, int], float] | None = None,
     ) -> tuple[Scores, Rows, NDArray[np.int64], NDArray[np.int8]]:
         """Return internal scores, rows (-1 padded to the largest k), rows scored, and the plan
         (:data:`EXACT`, :data:`FLAT` or :data:`CELLS`) of each query.
@@ -768,7 +831,10 @@ class Partitioning:
         ``masks[mask_ids[i]]`` is query ``i``'s mask over all rows (default: one mask each). Per
         distinct mask the plan is the cheapest of: an exact scan of its rows (only when they are
         few), a flat scan of their reduced codes, or grouped scoring of the cells the probe rule
-        visits; the last two keep the best candidates and rerank them exactly.
+        visits; the last two keep the best candidates and rerank them exactly. With
+        ``index_cost`` (multiply-adds per query of the collection's own plan, given the matching
+        rows and k), filters it prices lower than the cells are left out (plan :data:`INDEX`)
+        for the caller to answer through the collection.
         """
         m = len(queries)
         ids = np.arange(m, dtype=np.int64) if mask_ids is None else mask_ids
@@ -824,6 +890,14 @@ class Partitioning:
             flat_cost = len(allowed) * self.reduced_dim * 1.5 + rerank_cost
             cell_cost = float(np.mean(visit)) * self.reduced_dim + rerank_cost
             cell_cost += float(np.mean(probes)) * 16 * self.reduced_dim
+            # the collection's own plan for these queries, priced in the same unit
+            if (
+                index_cost is not None
+                and index_cost(matching, int(ks[members].max()))
+                <= probe.index_preference * cell_cost
+            ):
+                plans[members] = INDEX  # left to the caller
+                continue
             approximate.append((mask_id, members))
             if flat_cost <= probe.flat_preference * cell_cost:
                 positions = self.position_of_row[allowed]
@@ -1564,7 +1638,9 @@ def _chunk_through_partitioning(
     matrix: Vectors,
     keys: Sequence[str],
 ) -> list[tuple[str, Hits]]:
-    """Answer a chunk: one mask per distinct filter, then the partitioning's planned search."""
+    """Answer a chunk: one mask per distinct filter, then per filter the cheapest of an exact
+    scan, the partitioning's cells, or (for filters the partitioning does not fit) the
+    collection's own planner, all the filter's queries at once."""
     from vecdb.engine.collection import Explain, Hits
 
     ks = np.asarray([q.k for q in queries], dtype=np.int64)
@@ -1574,7 +1650,9 @@ def _chunk_through_partitioning(
         rerank_factor=settings.rerank_factor or part.rerank_factor,
         exact_rows=settings.exact_rows,
         flat_preference=settings.flat_preference,
+        index_preference=settings.index_preference,
     )
+    out: list[tuple[str, Hits] | None] = [None] * len(queries)
     with reader.snapshot() as snap, _blas_threads(settings.blas_threads):
         slots: dict[str, int] = {}
         masks: list[Mask] = []
@@ -1587,7 +1665,13 @@ def _chunk_through_partitioning(
                 counts.append(matching)
         mask_ids = np.asarray([slots[key] for key in keys], dtype=np.int64)
         scores, rows, scanned, plans = part._search(
-            snap, matrix, ks, masks, probe=probe, mask_ids=mask_ids
+            snap,
+            matrix,
+            ks,
+            masks,
+            probe=probe,
+            mask_ids=mask_ids,
+            index_cost=reader.index_cost(snap),
         )
         live = max(snap.live, 1)
         details = {
@@ -1596,10 +1680,11 @@ def _chunk_through_partitioning(
             CELLS: f"{part.leaf_count} leaves / {part.cell_count} cells: grouped cell scoring "
             f"in {part.reduced_dim} dims, exact rerank",
         }
-        out: list[tuple[str, Hits]] = []
         for i, query in enumerate(queries):
-            matching = counts[mask_ids[i]]
             plan = int(plans[i])
+            if plan == INDEX:
+                continue
+            matching = counts[mask_ids[i]]
             valid = rows[i, : query.k] >= 0
             found = rows[i, : query.k][valid]
             hits = Hits(
@@ -1614,8 +1699,20 @@ def _chunk_through_partitioning(
                     detail=details[plan],
                 ),
             )
-            out.append((query.query_id, hits))
-    return out
+            out[i] = (query.query_id, hits)
+    # filters the partitioning does not fit: through the index, outside the snapshot (the
+    # collection takes its own read lock)
+    delegated = [i for i in range(len(queries)) if out[i] is None]
+    if delegated:
+        answered = _chunk_through_planner(
+            reader.collection,
+            [queries[i] for i in delegated],
+            matrix[delegated],
+            [keys[i] for i in delegated],
+        )
+        for i, result in zip(delegated, answered, strict=True):
+            out[i] = result
+    return [result for result in out if result is not None]
 
 
 @contextmanager

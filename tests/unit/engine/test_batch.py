@@ -12,6 +12,7 @@ import pytest
 
 from vecdb.engine import Collection, Database, Hits, SearchOptions
 from vecdb.engine import filters as flt
+from vecdb.engine.ann import AnnConfig
 from vecdb.engine.batch import (
     BatchQuery,
     BatchSettings,
@@ -292,6 +293,42 @@ def test_grouping_does_not_depend_on_batch_or_chunk_size(
     assert {qid: hits.ids for qid, hits in together.items()} == {
         q.query_id: alone[q.query_id] for q in queries[:batch_size]
     }
+
+
+def test_filters_the_partitioning_does_not_fit_go_through_the_index(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    database, docs = make_collection(tmp_path_factory.mktemp("indexed"), "cosine", count=4_000)
+    # every knob pinned, so the build measures nothing and stays fast
+    docs.build_index(
+        config=AnnConfig(
+            projection="pca",
+            reduced_dim=12,
+            code_bits=8,
+            structure="ivf",
+            list_count=32,
+            nprobe=8,
+            rerank_factor=4,
+        )
+    )
+    queries = make_queries(docs, 150)
+    partitioning = build(docs, queries, recall_target=0.9)
+    # every filter above the exact threshold is priced against the collection's own plan
+    settings = BatchSettings(exact_rows=50)
+    results = dict(run_batch(docs, queries, partitioning=partitioning, settings=settings))
+    assert sorted(results) == sorted(q.query_id for q in queries)
+    plans = {hits.explain.plan for hits in results.values() if hits.explain}
+    assert plans & {"exact", "index", "index+selector", "index+postfilter"}
+    recalls = []
+    for query in queries:
+        hits = results[query.query_id]
+        assert_allowed(docs, query, hits.rows)
+        ids, _ = exact(docs, query)
+        assert len(hits.ids) == len(ids)
+        if ids:
+            recalls.append(len(set(hits.ids) & set(ids)) / len(ids))
+    assert np.mean(recalls) >= 0.85
+    database.close()
 
 
 def test_partitioning_save_then_load_gives_identical_results(
