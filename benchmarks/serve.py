@@ -39,9 +39,21 @@ class Server:
         """Start the server; return seconds until it answers a request."""
         began = time.perf_counter()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "vecdb.cli", "serve", "--data-dir", str(self.data_dir),
-             "--port", "0", "--log-level", "info"],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+            [
+                sys.executable,
+                "-m",
+                "vecdb.cli",
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                "0",
+                "--log-level",
+                "info",
+            ],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
         )
         assert self.process.stderr is not None
         for line in self.process.stderr:
@@ -118,7 +130,11 @@ def main() -> None:
     args = parser.parse_args()
     n_big = 50_000 if args.quick else 200_000
     n_queries = 100 if args.quick else 300
-    results: dict[str, object] = {"quick": args.quick, "batch_size": args.batch_size}
+    results: dict[str, object] = {
+        "quick": args.quick,
+        "batch_size": args.batch_size,
+        "load_average_at_start": os.getloadavg(),
+    }
     rows: list[tuple[str, str]] = []
 
     with tempfile.TemporaryDirectory(dir=os.environ.get("VECDB_BENCH_TMP")) as tmp:
@@ -136,7 +152,9 @@ def main() -> None:
                 docs = np.load(docs_path)
                 scifact_rate = ingest(client, "scifact", docs, args.batch_size)
                 results["scifact_ingest_vectors_per_s"] = scifact_rate
-                rows.append(("bulk ingest, SciFact 5,183 x 384 (vectors/s)", f"{scifact_rate:,.0f}"))
+                rows.append(
+                    ("bulk ingest, SciFact 5,183 x 384 (vectors/s)", f"{scifact_rate:,.0f}")
+                )
         server.stop()
 
         # in-process copy opened on the same files, server restarted beside it
@@ -189,7 +207,10 @@ def main() -> None:
     print("| measure | value |\n| --- | --- |")
     for label, value in rows:
         print(f"| {label} | {value} |")
-    print(f"| gRPC p50 overhead over in-process, SciFact (ms) | {results['grpc_overhead_p50_ms']:.2f} |")
+    print(
+        f"| gRPC p50 overhead over in-process, SciFact (ms) | {results['grpc_overhead_p50_ms']:.2f} |"
+    )
+    results["load_average_at_end"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {args.out}")
