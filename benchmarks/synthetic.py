@@ -84,8 +84,9 @@ def _fit(docs: NDArray[np.float32], train_queries: NDArray[np.float32], seed: in
 
     kmeans = faiss.Kmeans(docs.shape[1], CLUSTERS, niter=25, seed=seed, spherical=True)
     kmeans.train(docs)
-    centroids = kmeans.centroids.astype(np.float64)
-    assignment = np.argmax(docs @ kmeans.centroids.T, axis=1)
+    trained: NDArray[np.float32] = np.asarray(kmeans.centroids, dtype=np.float32)
+    centroids = trained.astype(np.float64)
+    assignment = np.argmax(docs @ trained.T, axis=1)
     doc_counts = np.bincount(assignment, minlength=CLUSTERS).astype(np.float64)
     # Each cluster's mean of the real docs (not the unit centroid), so residuals are centred.
     means = np.stack(
@@ -117,7 +118,8 @@ def _fit(docs: NDArray[np.float32], train_queries: NDArray[np.float32], seed: in
 
 def _normalise(rows: NDArray[np.float64]) -> NDArray[np.float32]:
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return (rows / np.maximum(norms, 1e-12)).astype(np.float32)
+    unit: NDArray[np.float32] = (rows / np.maximum(norms, 1e-12)).astype(np.float32)
+    return unit
 
 
 def _generate_docs(model: _Model, count: int, rng: np.random.Generator) -> NDArray[np.float32]:

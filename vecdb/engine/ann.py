@@ -13,15 +13,17 @@ Search runs in two stages, as in LeanVec:
    full-precision vectors the caller passes (an array or a memory map), as one gathered batch.
 
 :meth:`AnnIndex.build` chooses every knob the caller leaves open by measuring recall@10 against
-exact search on held-out queries (a split of the training queries, or sampled rows):
+exact search on a tuning sample: up to 500 of the training queries (which the OOD projection is
+also fitted on, through their second moment), or sampled rows that each exclude themselves. A
+point passes when its recall minus one standard error reaches the target:
 
 - ``reduced_dim``: the smallest ``d'`` on a grid whose *flat* reduced search, reranked at
   ``rerank_factor`` 8, keeps recall above the target with half of the remaining error budget to
   spare for the quantizer and the structure;
 - structure, code bits, graph degree / list count: each candidate is built and measured, the
   cheapest to reach the target wins (HNSW candidates only up to ``HNSW_AUTO_MAX_ROWS`` rows:
-  above that a graph build alone costs more than the whole IVF path, and it lost on every set
-  measured; a caller may still ask for ``structure="hnsw"``);
+  above that a graph build alone costs more than the whole IVF path, and on the 200k generated
+  set it lost to IVF; a caller may still ask for ``structure="hnsw"``);
 - ``ef_search`` / ``nprobe`` and ``rerank_factor``: for each candidate the sweep takes, per
   ``ef_search`` / ``nprobe``, the smallest rerank factor reaching the target, times that
   operating point with the real search path, and keeps the fastest.
@@ -73,7 +75,6 @@ HNSW_EF = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 HNSW_AUTO_MAX_ROWS = 100_000
 HNSW_DEGREES = (16, 32)
 MAX_TUNE_QUERIES = 500
-MIN_HELD_OUT_TRAIN_QUERIES = 200
 # k-means training rows per list for the coarse quantizer (faiss runs 10 iterations), and the
 # fewest rows per list the default list count allows.
 IVF_TRAIN_ROWS_PER_LIST = 20
@@ -281,12 +282,13 @@ def _exact_scores(
     batched matrix product; no Python loop over candidates.
     """
     m, count = candidates.shape
-    valid = candidates >= 0
-    rows = np.take(vectors, np.where(valid, candidates, 0).reshape(-1), axis=0)
+    flat = candidates.reshape(-1)
+    invalid = flat < 0
+    padded = bool(invalid.any())
+    rows = np.take(vectors, np.where(invalid, 0, flat) if padded else flat, axis=0)
     if rows.dtype != np.float32:
         rows = rows.astype(np.float32)
-    gathered = rows.reshape(m, count, -1)
-    dots = np.matmul(gathered, queries[:, :, None])[:, :, 0]
+    dots = np.matmul(rows.reshape(m, count, -1), queries[:, :, None]).reshape(m, count)
     if metric == "ip":
         scores = dots
     else:
@@ -297,7 +299,8 @@ def _exact_scores(
             query_squares = np.einsum("ij,ij->i", queries, queries)[:, None]
             scores = np.maximum(query_squares - 2.0 * dots + squares, 0.0)
     out: NDArray[np.float32] = scores.astype(np.float32, copy=False)
-    out[~valid] = _worst(metric)
+    if padded:
+        out[invalid.reshape(m, count)] = _worst(metric)
     return out
 
 
@@ -411,6 +414,7 @@ class AnnIndex:
         self.report = report
         self._structure = structure
         self._memory_bytes: int | None = None
+        self._plain_params: dict[int, Any] = {}
 
     # ---------------------------------------------------------------- build
 
@@ -498,11 +502,19 @@ class AnnIndex:
 
     def _params(self, knob: int, mask: NDArray[np.bool_] | None) -> tuple[Any, Any]:
         """Return faiss search parameters and the bitmap they point into (keep it alive)."""
-        bitmap = None
-        selector = None
-        if mask is not None:
-            bitmap = np.packbits(mask, bitorder="little")
-            selector = faiss.IDSelectorBitmap(self.covered_rows, faiss.swig_ptr(bitmap))
+        if mask is None:
+            # Unfiltered parameters are read-only in faiss: build once per knob, share.
+            cached = self._plain_params.get(knob)
+            if cached is None:
+                cached = self._plain_params[knob] = self._new_params(knob)
+            return cached, None
+        bitmap = np.packbits(mask, bitorder="little")
+        selector = faiss.IDSelectorBitmap(self.covered_rows, faiss.swig_ptr(bitmap))
+        params = self._new_params(knob)
+        params.sel = selector
+        return params, (bitmap, selector)
+
+    def _new_params(self, knob: int) -> Any:
         params: Any
         if self.config.structure == "hnsw":
             params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
@@ -510,9 +522,7 @@ class AnnIndex:
         else:
             params = faiss.SearchParametersIVF()
             params.nprobe = knob
-        if selector is not None:
-            params.sel = selector
-        return params, (bitmap, selector)
+        return params
 
     def _candidates(
         self, reduced: NDArray[np.float32], count: int, knob: int, mask: NDArray[np.bool_] | None
@@ -750,22 +760,23 @@ class _Builder:
     # ---- stages
 
     def _split_queries(self) -> tuple[NDArray[np.float32] | None, _TuneSet, str]:
-        """Return (queries to fit the projection on, the held-out tune set, how it was drawn)."""
+        """Return (queries to fit the projection on, the tune set, how it was drawn).
+
+        With training queries, the projection is fitted on all of them (it only uses their
+        second moment, and more queries give a steadier one) and recall is measured on a random
+        sample of up to ``MAX_TUNE_QUERIES`` of them. Without, recall is measured on sampled rows,
+        each query excluding its own row.
+        """
         if self.train_queries is not None:
             queries = self.train_queries
             if self.metric == "cosine":
                 queries = _normalise(queries)
             m = len(queries)
-            order = self.rng.permutation(m)
-            if m >= MIN_HELD_OUT_TRAIN_QUERIES:
-                held = min(MAX_TUNE_QUERIES, max(m // 4, min(m // 2, MIN_HELD_OUT_TRAIN_QUERIES)))
-                tune, fit = queries[order[:held]], queries[order[held:]]
-                how = f"{held} of {m} training queries held out"
-            else:
-                tune, fit = queries, queries
-                how = f"all {m} training queries (too few to hold some out)"
+            held = min(MAX_TUNE_QUERIES, m)
+            tune = queries[self.rng.permutation(m)[:held]]
+            how = f"{held} of {m} training queries (the projection is fitted on all {m})"
             truth = exact_search(tune, self.vectors, self.k, self.metric)[1]
-            return fit, _TuneSet(tune, truth, None), how
+            return queries, _TuneSet(tune, truth, None), how
         count = min(MAX_TUNE_QUERIES, max(1, self.rows // 10), self.rows)
         picked = self.rng.choice(self.rows, size=count, replace=False).astype(np.int64)
         tune = np.asarray(self.vectors[picked], dtype=np.float32)

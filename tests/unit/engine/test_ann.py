@@ -227,7 +227,7 @@ def test_a_faiss_factory_string_pins_the_structure() -> None:
 def test_train_queries_switch_to_ood_and_tune_on_them() -> None:
     index = AnnIndex.build(DATA, metric="ip", train_queries=TRAIN)
     assert index.config.projection == "ood"
-    assert index.report is not None and "held out" in index.report.held_out
+    assert index.report is not None and "training queries" in index.report.held_out
     _, truth = _oracle(QUERIES, DATA, K, "ip")
     _, rows = index.search(QUERIES, K, vectors=DATA)
     assert _recall(rows, truth) >= 0.92
