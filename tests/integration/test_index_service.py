@@ -23,7 +23,9 @@ def _clustered(n: int, seed: int) -> np.ndarray:
 
 
 def _recall(found: list[list[str]], truth: list[list[str]]) -> float:
-    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)]))
+    return float(
+        np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)])
+    )
 
 
 @pytest.mark.slow
