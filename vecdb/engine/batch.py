@@ -52,7 +52,13 @@ from numpy.typing import NDArray
 
 from vecdb.engine import filters as flt
 from vecdb.engine import planner
-from vecdb.engine.attributes import AttributeTable, Mask, Rows
+from vecdb.engine.attributes import (
+    AttributeTable,
+    KeywordColumn,
+    KeywordListColumn,
+    Mask,
+    Rows,
+)
 from vecdb.engine.errors import InvalidArgument
 from vecdb.engine.filters import Filter
 from vecdb.engine.projection import Projection, fit_pca
@@ -63,6 +69,12 @@ if TYPE_CHECKING:
 
 Vectors = NDArray[np.float32]
 Scores = NDArray[np.float32]
+KEYWORD_COLUMNS = (KeywordColumn, KeywordListColumn)
+# The planner's cost unit is one multiply-add of a streamed float. A float gathered from
+# scattered rows costs GATHER more; visiting one cell costs CELL_VISIT, shared by the queries
+# visiting it (the fixed overhead of a few numpy calls, measured on the generated sets).
+GATHER = 2.0
+CELL_VISIT = 150_000.0
 
 FORMAT_VERSION = 1
 # how a query of a batch was answered
@@ -205,9 +217,10 @@ class _Reader:
             mask &= _evaluate_shared(filter, self.collection.attributes, snapshot.rows, atoms, 0)
         return mask
 
-    def index_cost(self, snapshot: _Snapshot) -> Callable[[int, int], float] | None:
-        """Return the multiply-adds per query of the collection's own plan for a filter
-        matching some rows, or None without an index (call inside snapshot)."""
+    def index_cost(self, snapshot: _Snapshot) -> Callable[[int, int, int], float] | None:
+        """Return the cost per query (see :data:`GATHER`) of the collection's own plan for
+        ``queries`` queries of ``k`` on a filter matching ``matching`` rows, or None without an
+        index (call inside snapshot)."""
         collection = self.collection
         index = collection.index
         if index is None:
@@ -221,23 +234,74 @@ class _Reader:
             scanned = (config.nprobe or 8) * covered / max(config.list_count or 1, 1)
         live = max(snapshot.live, 1)
 
-        def cost(matching: int, k: int) -> float:
+        def cost(matching: int, k: int, queries: int) -> float:
             plan = planner.choose(
                 matching, live, k, filtered=True, has_index=True, settings=collection.planner
             )
-            if plan.name == planner.EXACT:
-                return float(matching * collection.dim)
+            if plan.name == planner.EXACT:  # one gather of the rows, one product per query
+                return float(matching * collection.dim) * (1.0 + GATHER / queries)
             fetch = k
             walk = scanned * reduced
             if plan.name == planner.INDEX_POSTFILTER:
                 fetch = math.ceil(k / max(plan.selectivity, 1e-6) * 1.5) + k
             elif plan.name == planner.INDEX_SELECTOR:
                 walk *= 0.5  # disallowed rows are walked but not scored
-            return walk + (config.rerank_factor or 1) * fetch * collection.dim
+            rerank = (config.rerank_factor or 1) * fetch * collection.dim * (1.0 + GATHER)
+            return walk + rerank
 
         return cost
 
         return cost
+
+    def search_masked(
+        self,
+        snapshot: _Snapshot,
+        queries: Vectors,
+        k: int,
+        mask: Mask | None,
+        matching: int,
+    ) -> list[Hits]:
+        """Return what ``Collection.search`` returns for ``queries`` when its candidate mask is
+        ``mask`` (None: every live row), without evaluating the filter again: the collection's
+        own planner, exact scan and index (call inside snapshot)."""
+        from vecdb.engine.collection import Explain, Hits, SearchOptions
+
+        collection = self.collection
+        index = collection.index
+        plan = planner.choose(
+            matching,
+            max(snapshot.live, 1),
+            k,
+            filtered=mask is not None,
+            has_index=index is not None,
+            settings=collection.planner,
+        )
+        if index is None or plan.name == planner.EXACT:
+            scores, rows = collection._exact(queries, k, mask, snapshot.rows)
+            scored = matching
+        else:
+            scores, rows, scored = collection._indexed(
+                queries, k, mask, snapshot.rows, index, plan, SearchOptions()
+            )
+        explain = Explain(
+            plan=plan.name,
+            estimated_selectivity=plan.selectivity,
+            matching_points=matching,
+            candidates_scored=scored,
+            detail=plan.reason,
+        )
+        hits = []
+        for q in range(len(queries)):
+            found = rows[q][rows[q] >= 0]
+            hits.append(
+                Hits(
+                    rows=found,
+                    ids=self.ids(found),
+                    scores=_report(snapshot.metric, scores[q][rows[q] >= 0]),
+                    explain=explain,
+                )
+            )
+        return hits
 
     def ids(self, rows: Rows) -> list[str]:
         """Return the point ids of ``rows`` (call inside snapshot)."""
@@ -266,6 +330,13 @@ def _evaluate_shared(
         return combined
     if isinstance(node, flt.Not):
         return ~_evaluate_shared(node.child, table, n, atoms, depth + 1)
+    column = table.columns.get(node.field)
+    if isinstance(node, flt.In) and node.values and isinstance(column, KEYWORD_COLUMNS):
+        # "any of" over keywords: an or of single-keyword predicates, each shared with others
+        single = flt.Contains if isinstance(column, KeywordListColumn) else flt.Equals
+        if all(isinstance(value, str) for value in node.values):
+            either = flt.Or(tuple(single(node.field, str(value)) for value in node.values))
+            return _evaluate_shared(either, table, n, atoms, depth)
     key = json.dumps(flt.to_json(node), sort_keys=True, default=str)
     found = atoms.get(key)
     if found is None:
@@ -757,38 +828,22 @@ class Partitioning:
             for _ in range(6):
                 gap, floor = depth.subset(fitted_on).fit(goal)
                 for factor in factors:
-                    rerank_cost = factor * mean_k * self.dim * 2
+                    rerank_cost = factor * mean_k * self.dim * (1.0 + GATHER)
                     if rerank_cost >= cheapest:
                         break
-                    probe = _Probe(
-                        gap,
-                        floor,
-                        factor,
-                        settings.exact_rows,
-                        settings.flat_preference,
-                        settings.index_preference,
-                    )
+                    # every sampled filter through the cells (whichever plan it gets later)
+                    probe = _Probe(gap, floor, factor, settings.exact_rows, 0.0, 0.0)
                     _, found, scanned, plans = self._search(
-                        snap,
-                        vectors,
-                        ks,
-                        key_masks,
-                        probe=probe,
-                        mask_ids=mask_ids,
-                        index_cost=reader.index_cost(snap),
+                        snap, vectors, ks, key_masks, probe=probe, mask_ids=mask_ids
                     )
-                    # what counts is the recall of each approximate plan the planner picks
                     through_cells = np.flatnonzero(plans == CELLS)
-                    flat = np.flatnonzero(plans == FLAT)
-                    approximate = np.concatenate([through_cells, flat])
-                    # each plan must clear the target by a standard error of its estimate, or
-                    # picking the cheapest of many settings would favour lucky samples
-                    reaches = all(
-                        _recall(found[which], [truth[i] for i in which], margin=True)
-                        >= recall_target
-                        for which in (through_cells, flat)
+                    approximate = through_cells
+                    # clear the target by a standard error of the estimate, or picking the
+                    # cheapest of many settings would favour lucky samples
+                    recall = _recall(
+                        found[through_cells], [truth[i] for i in through_cells], margin=True
                     )
-                    if reaches:
+                    if recall >= recall_target:
                         cost = rerank_cost
                         if len(approximate):
                             cost += float(scanned[approximate].mean()) * self.reduced_dim
@@ -823,7 +878,7 @@ class Partitioning:
         *,
         probe: _Probe,
         mask_ids: NDArray[np.int64] | None = None,
-        index_cost: Callable[[int, int], float] | None = None,
+        index_cost: Callable[[int, int, int], float] | None = None,
     ) -> tuple[Scores, Rows, NDArray[np.int64], NDArray[np.int8]]:
         """Return internal scores, rows (-1 padded to the largest k), rows scored, and the plan
         (:data:`EXACT`, :data:`FLAT` or :data:`CELLS`) of each query.
@@ -832,9 +887,9 @@ class Partitioning:
         distinct mask the plan is the cheapest of: an exact scan of its rows (only when they are
         few), a flat scan of their reduced codes, or grouped scoring of the cells the probe rule
         visits; the last two keep the best candidates and rerank them exactly. With
-        ``index_cost`` (multiply-adds per query of the collection's own plan, given the matching
-        rows and k), filters it prices lower than the cells are left out (plan :data:`INDEX`)
-        for the caller to answer through the collection.
+        ``index_cost`` (the collection's own plan per query, given the matching rows, k and the
+        number of queries), filters it prices lower than cells and flat scan are left out (plan
+        :data:`INDEX`) for the caller to answer through the collection.
         """
         m = len(queries)
         ids = np.arange(m, dtype=np.int64) if mask_ids is None else mask_ids
@@ -861,7 +916,7 @@ class Partitioning:
         pair_full: list[NDArray[np.bool_]] = []
         pair_first: list[NDArray[np.bool_]] = []
         approximate: list[tuple[int, NDArray[np.int64]]] = []
-        rerank_cost = float(np.mean(keep)) * self.dim
+        rerank_cost = float(np.mean(keep)) * self.dim * (1.0 + GATHER)
         for mask_id in np.unique(ids).tolist():
             members = np.flatnonzero(ids == mask_id)
             mask = masks[mask_id]
@@ -875,26 +930,28 @@ class Partitioning:
             counts = np.bincount(in_cells[in_cells >= 0], minlength=self.cell_count)
             present = np.flatnonzero(counts).astype(np.int64)
             near = centroid_scores[np.ix_(members, present)]
-            ranked = np.argsort(-near, axis=1, kind="stable")
-            near = np.take_along_axis(near, ranked, axis=1)
-            seen = np.cumsum(counts[present][ranked], axis=1)
-            probes = probe_counts(near, seen, probe.gap, np.maximum(probe.min_rows, keep[members]))
-            take = np.arange(len(present))[None, :] < probes[:, None]
-            row_i, col_j = np.nonzero(take)
-            cells = present[ranked[row_i, col_j]]
-            # the nearest cells, up to twice the candidates wanted, set each query's threshold
-            first = np.count_nonzero(seen < 2 * keep[members][:, None], axis=1) + 1
-            visit = np.bincount(row_i, weights=sizes[cells], minlength=len(members))
+            # price the cells from the gap rule alone (no sort): the cells within the gap, or
+            # as many rows as the floor needs at the filter's density in its cells
+            floor = np.maximum(probe.min_rows, keep[members])
+            close = near >= near.max(axis=1, keepdims=True) - probe.gap
+            present_rows = sizes[present].astype(np.float64)
+            density = matching / max(float(present_rows.sum()), 1.0)
+            visit_estimate = np.maximum(close @ present_rows, floor / max(density, 1e-9))
+            probe_estimate = np.maximum(
+                close.sum(axis=1), floor / max(density * float(present_rows.mean()), 1e-9)
+            )
             # costs in multiply-adds per query: a flat scan reads every allowed code (gathered,
             # so dearer per row); cells read the rows they visit, plus a little per cell
-            flat_cost = len(allowed) * self.reduced_dim * 1.5 + rerank_cost
-            cell_cost = float(np.mean(visit)) * self.reduced_dim + rerank_cost
-            cell_cost += float(np.mean(probes)) * 16 * self.reduced_dim
+            group = len(members)
+            flat_cost = len(allowed) * self.reduced_dim * (1.0 + GATHER / group) + rerank_cost
+            cell_cost = float(np.mean(visit_estimate)) * self.reduced_dim + rerank_cost
+            cell_cost += float(np.mean(probe_estimate)) * CELL_VISIT / group
             # the collection's own plan for these queries, priced in the same unit
+            own_cost = min(cell_cost, flat_cost / max(probe.flat_preference, 1e-9))
             if (
                 index_cost is not None
-                and index_cost(matching, int(ks[members].max()))
-                <= probe.index_preference * cell_cost
+                and index_cost(matching, int(ks[members].max()), group)
+                <= probe.index_preference * own_cost
             ):
                 plans[members] = INDEX  # left to the caller
                 continue
@@ -908,6 +965,16 @@ class Partitioning:
                 scanned[members] = len(positions)
                 plans[members] = FLAT
                 continue
+            ranked = np.argsort(-near, axis=1, kind="stable")
+            near = np.take_along_axis(near, ranked, axis=1)
+            seen = np.cumsum(counts[present][ranked], axis=1)
+            probes = probe_counts(near, seen, probe.gap, floor)
+            take = np.arange(len(present))[None, :] < probes[:, None]
+            row_i, col_j = np.nonzero(take)
+            cells = present[ranked[row_i, col_j]]
+            # the nearest cells, up to twice the candidates wanted, set each query's threshold
+            first = np.count_nonzero(seen < 2 * keep[members][:, None], axis=1) + 1
+            visit = np.bincount(row_i, weights=sizes[cells], minlength=len(members))
             pair_query.append(members[row_i])
             pair_cell.append(cells)
             pair_full.append(counts[cells] == sizes[cells])
@@ -1577,7 +1644,10 @@ def run_batch(
         members = [queries[i] for i in chunk]
         chunk_keys = [keys[i] for i in chunk]
         if partitioning is None:
-            results = _chunk_through_planner(collection, members, matrix[chunk], chunk_keys)
+            with reader.snapshot() as snap, _blas_threads(settings.blas_threads):
+                results = _chunk_through_planner(
+                    reader, cache, snap, members, matrix[chunk], chunk_keys
+                )
         else:
             results = _chunk_through_partitioning(
                 reader, cache, partitioning, settings, members, matrix[chunk], chunk_keys
@@ -1610,23 +1680,32 @@ def plan_chunks(keys: Sequence[str], chunk_size: int, *, keep_order: bool) -> li
 
 
 def _chunk_through_planner(
-    collection: Collection, queries: Sequence[BatchQuery], matrix: Vectors, keys: Sequence[str]
+    reader: _Reader,
+    cache: _MaskCache,
+    snap: _Snapshot,
+    queries: Sequence[BatchQuery],
+    matrix: Vectors,
+    keys: Sequence[str],
 ) -> list[tuple[str, Hits]]:
-    """Answer a chunk with one collection search per distinct (tenant, filter)."""
-    from vecdb.engine.collection import Hits
+    """Answer queries (in their order) through the collection's own plan, one search per
+    distinct (tenant, filter) with that filter's mask evaluated once (call inside snapshot)."""
 
-    out: list[Hits | None] = [None] * len(queries)
-    groups: dict[str, list[int]] = {}
+    out: list[tuple[str, Hits] | None] = [None] * len(queries)
+    # grouped by k too: the index's candidate count follows k, so each query gets exactly the
+    # answer it would get alone
+    groups: dict[tuple[str, int], list[int]] = {}
     for i, key in enumerate(keys):
-        groups.setdefault(key, []).append(i)
-    for members in groups.values():
+        groups.setdefault((key, queries[i].k), []).append(i)
+    for (key, k), members in groups.items():
         first = queries[members[0]]
-        k_max = max(queries[i].k for i in members)
-        hits = collection.search(matrix[members], k_max, tenant=first.tenant, filter=first.filter)
+        mask, matching = cache.get(reader, snap, key, first.tenant, first.filter)
+        unfiltered = first.tenant is None and first.filter is None
+        hits = reader.search_masked(
+            snap, matrix[members], k, None if unfiltered else mask, matching
+        )
         for i, found in zip(members, hits, strict=True):
-            k = queries[i].k
-            out[i] = Hits(found.rows[:k], found.ids[:k], found.scores[:k], found.explain)
-    return [(q.query_id, h) for q, h in zip(queries, out, strict=True) if h is not None]
+            out[i] = (queries[i].query_id, found)
+    return [result for result in out if result is not None]
 
 
 def _chunk_through_partitioning(
@@ -1700,18 +1779,19 @@ def _chunk_through_partitioning(
                 ),
             )
             out[i] = (query.query_id, hits)
-    # filters the partitioning does not fit: through the index, outside the snapshot (the
-    # collection takes its own read lock)
-    delegated = [i for i in range(len(queries)) if out[i] is None]
-    if delegated:
-        answered = _chunk_through_planner(
-            reader.collection,
-            [queries[i] for i in delegated],
-            matrix[delegated],
-            [keys[i] for i in delegated],
-        )
-        for i, result in zip(delegated, answered, strict=True):
-            out[i] = result
+        # filters the partitioning does not fit: the collection's own plan, same masks
+        delegated = [i for i in range(len(queries)) if out[i] is None]
+        if delegated:
+            answered = _chunk_through_planner(
+                reader,
+                cache,
+                snap,
+                [queries[i] for i in delegated],
+                matrix[delegated],
+                [keys[i] for i in delegated],
+            )
+            for i, result in zip(delegated, answered, strict=True):
+                out[i] = result
     return [result for result in out if result is not None]
 
 

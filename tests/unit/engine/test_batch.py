@@ -295,7 +295,7 @@ def test_grouping_does_not_depend_on_batch_or_chunk_size(
     }
 
 
-def test_filters_the_partitioning_does_not_fit_go_through_the_index(
+def test_with_an_index_filters_the_partitioning_does_not_fit_take_the_collections_plan(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     database, docs = make_collection(tmp_path_factory.mktemp("indexed"), "cosine", count=4_000)
@@ -328,6 +328,12 @@ def test_filters_the_partitioning_does_not_fit_go_through_the_index(
         if ids:
             recalls.append(len(set(hits.ids) & set(ids)) / len(ids))
     assert np.mean(recalls) >= 0.85
+    # without a partitioning, every filter takes the collection's own plan: same answers
+    grouped = dict(run_batch(docs, queries))
+    for query in queries:
+        (alone,) = docs.search(query.vector, query.k, tenant=query.tenant, filter=query.filter)
+        assert grouped[query.query_id].ids == alone.ids
+        assert grouped[query.query_id].explain.plan == alone.explain.plan  # type: ignore[union-attr]
     database.close()
 
 
@@ -440,11 +446,19 @@ def test_shared_predicate_masks_equal_the_collections_own(cosine_docs: Collectio
 
     reader = _Reader(cosine_docs)
     atoms: dict[str, np.ndarray] = {}
-    nested = flt.Not(flt.And((flt.Or((FILTERS[1], FILTERS[4])), flt.Not(FILTERS[3]))))
+    red, tag, years = FILTERS[1], FILTERS[4], FILTERS[3]
+    assert red is not None and tag is not None and years is not None
+    nested = flt.Not(flt.And((flt.Or((red, tag)), flt.Not(years))))
+    more = (
+        flt.In("tags", ("t1", "t7", "unknown")),
+        flt.In("color", ("red", "unknown")),
+        flt.In("year", (2003, 2004.0)),
+        flt.And((flt.In("color", ("red", "blue")), flt.Equals("color", "red"))),
+    )
     with reader.snapshot() as snap:
         for _ in range(2):  # the second round is served from the shared predicates
             for tenant in (None, *TENANTS, "nobody"):
-                for filter in (*FILTERS, nested):
+                for filter in (*FILTERS, nested, *more):
                     expected = cosine_docs.candidate_mask(tenant, filter)
                     if expected is None:
                         expected = snap.alive
