@@ -13,9 +13,9 @@ Search runs in two stages, as in LeanVec:
    full-precision vectors the caller passes (an array or a memory map), as one gathered batch.
 
 :meth:`AnnIndex.build` chooses every knob the caller leaves open by measuring recall@10 against
-exact search on a tuning sample: up to 500 of the training queries (which the OOD projection is
+exact search on a tuning sample: up to 1000 of the training queries (which the OOD projection is
 also fitted on, through their second moment), or sampled rows that each exclude themselves. A
-point passes when its recall minus one standard error reaches the target:
+point passes when its recall minus two standard errors reaches the target:
 
 - ``reduced_dim``: the smallest ``d'`` on a grid whose *flat* reduced search, reranked at
   ``rerank_factor`` 8, keeps recall above the target with half of the remaining error budget to
@@ -74,7 +74,12 @@ IVF_PROBES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 
 HNSW_EF = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 HNSW_AUTO_MAX_ROWS = 100_000
 HNSW_DEGREES = (16, 32)
-MAX_TUNE_QUERIES = 500
+HNSW_QUANTIZER_MIN_LISTS = 2048
+HNSW_QUANTIZER_DEGREE = 32
+MAX_TUNE_QUERIES = 1000
+# Standard errors of margin a tuned point needs above the target: the sample is finite and the
+# cheapest passing point of many tried is biased upwards (winner's curse).
+TUNE_MARGIN_ERRORS = 2.0
 # k-means training rows per list for the coarse quantizer (faiss runs 10 iterations), and the
 # fewest rows per list the default list count allows.
 IVF_TRAIN_ROWS_PER_LIST = 20
@@ -224,12 +229,17 @@ def _factory_string(
         if code_bits not in (4, 8):
             raise InvalidArgument(f"code_bits {code_bits} is not supported for hnsw; allowed: 4, 8")
         return f"HNSW{degree_or_lists}_SQ{code_bits}"
+    lists = str(degree_or_lists)
+    if degree_or_lists >= HNSW_QUANTIZER_MIN_LISTS:
+        # Many lists: a small HNSW graph over the centroids assigns rows and picks lists in
+        # O(log lists) instead of a scan of all centroids (at build and at every query).
+        lists += f"_HNSW{HNSW_QUANTIZER_DEGREE}"
     if code_bits == 8:
-        return f"IVF{degree_or_lists},SQ8"
+        return f"IVF{lists},SQ8"
     if code_bits == 4:
-        return f"IVF{degree_or_lists},PQ{reduced_dim}x4fs"
+        return f"IVF{lists},PQ{reduced_dim}x4fs"
     if code_bits == 2:
-        return f"IVF{degree_or_lists},PQ{max(1, reduced_dim // 2)}x4fs"
+        return f"IVF{lists},PQ{max(1, reduced_dim // 2)}x4fs"
     raise InvalidArgument(f"code_bits {code_bits} is not supported for ivf; allowed: 2, 4, 8")
 
 
@@ -431,8 +441,8 @@ class AnnIndex:
     ) -> AnnIndex:
         """Return an index over all rows of ``vectors``, its knobs chosen to reach ``recall_target``.
 
-        ``train_queries`` (real queries) switch the projection to LeanVec-OOD and are what recall
-        is measured on (a held-out part of them when there are enough); without them the
+        ``train_queries`` (real queries) switch the projection to LeanVec-OOD (fitted on all of
+        them) and are what recall is measured on (a sample of up to 1000); without them the
         projection is PCA and recall is measured on sampled rows (each excluding itself).
         """
         started = time.perf_counter()
@@ -487,6 +497,8 @@ class AnnIndex:
         if factor is None or factor < 1:
             raise InvalidArgument(f"rerank_factor must be >= 1, got {factor!r}")
         knob = self._knob(ef_search, nprobe)
+        if len(query_matrix) == 0:
+            return np.empty((0, int(k)), dtype=np.float32), np.empty((0, int(k)), dtype=np.int64)
         if self.metric == "cosine":
             query_matrix = _normalise(query_matrix)
         return self._search(query_matrix, int(k), vectors, mask, knob, int(factor))
@@ -998,9 +1010,10 @@ class _Builder:
             usable = tuple(f for f in factors if self.k * f + extra <= width) or (factors[0],)
             candidates = index._candidates(reduced_queries, width, knob, None)
             recalls = self._evaluate(tune, candidates, usable)
-            # One standard error of margin: the held-out sample is finite, unseen queries vary.
             errors = self.last_standard_error
-            passing = [f for f in usable if recalls[f] - errors[f] >= self.target]
+            passing = [
+                f for f in usable if recalls[f] - TUNE_MARGIN_ERRORS * errors[f] >= self.target
+            ]
             top = max(recalls.values())
             for factor in usable:
                 report.points.append(

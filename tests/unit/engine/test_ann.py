@@ -216,12 +216,20 @@ def test_fixed_knobs_are_kept_and_hnsw_works() -> None:
     assert _recall(rows, truth) >= 0.9
 
 
-def test_a_faiss_factory_string_pins_the_structure() -> None:
-    config = AnnConfig(reduced_dim=16, index_factory="IVF32,PQ8x4fs")
+@pytest.mark.parametrize(
+    ("factory", "bits"), [("IVF32,PQ8x4fs", 2), ("IVF32_HNSW32,PQ16x4fs", 4), ("IVF32,SQ8", 8)]
+)
+def test_a_faiss_factory_string_pins_the_structure(factory: str, bits: int) -> None:
+    config = AnnConfig(reduced_dim=16, index_factory=factory)
     index = AnnIndex.build(DATA, metric="cosine", config=config)
-    assert index.config.index_factory == "IVF32,PQ8x4fs"
-    assert index.config.structure == "ivf" and index.config.code_bits == 2
+    assert index.config.index_factory == factory
+    assert index.config.structure == "ivf" and index.config.code_bits == bits
     assert index.config.list_count == 32
+    _, truth = _oracle(QUERIES, DATA, K, "cosine")
+    allowed = np.arange(len(DATA)) % 3 == 0
+    _, rows = index.search(QUERIES, K, vectors=DATA, allowed=allowed)
+    assert allowed[rows[rows >= 0]].all()
+    assert _recall(index.search(QUERIES, K, vectors=DATA)[1], truth) >= 0.9
 
 
 def test_train_queries_switch_to_ood_and_tune_on_them() -> None:
@@ -263,6 +271,11 @@ def test_memory_mapped_vectors_rerank_the_same(
     in_ram = index.search(QUERIES, K, vectors=DATA)
     on_disk = index.search(QUERIES, K, vectors=mapped)
     np.testing.assert_array_equal(in_ram[1], on_disk[1])
+
+
+def test_an_empty_batch_gives_empty_results(built: tuple[Metric, AnnIndex]) -> None:
+    scores, rows = built[1].search(QUERIES[:0], K, vectors=DATA)
+    assert scores.shape == rows.shape == (0, K)
 
 
 def test_bad_inputs_are_rejected_with_the_value_named(built: tuple[Metric, AnnIndex]) -> None:
