@@ -88,6 +88,7 @@ class PreparedUpsert:
 
     ids: list[str]
     vectors: Vectors
+    norms: NDArray[np.float32]
     attributes: list[dict[str, object]]
     tenants: list[list[str]]
     encoded: list[tuple[str, str | None, str | None]]
@@ -175,7 +176,7 @@ class Collection:
 
     def load(self, sequence: int) -> None:
         """Fill memory from the store (on start)."""
-        loaded = self.store.load_points(self.cid, self.dim, self._next_row)
+        loaded = self.store.load_points(self.cid)
         with self._write_mutex, self._lock.write():
             self.sequence = sequence
             if len(loaded.ids) == 0:
@@ -183,14 +184,33 @@ class Collection:
             top = int(loaded.rows[-1]) + 1
             self._grow(top)
             self._rows = top
+            # read the vector file straight into the row-addressed matrix (no gather, no copy),
+            # then clear the rows no live point owns (replaced or deleted points' old vectors)
+            vectors = self._cols.vectors
+            self.store.vector_file(self.cid, self.dim).read_into(vectors, top)
+            stale = np.ones(top, np.bool_)
+            stale[loaded.rows] = False
+            vectors[:top][stale] = 0.0
             self._apply_upsert(
-                loaded.rows, loaded.ids, loaded.vectors, loaded.attributes, loaded.tenants
+                loaded.rows,
+                loaded.ids,
+                None,
+                row_norms(vectors[:top])[loaded.rows],
+                loaded.attributes,
+                loaded.tenants,
             )
 
     # --- validation --------------------------------------------------------------------------
 
     def check_vectors(self, vectors: object, what: str = "vector") -> Vectors:
         """Return ``vectors`` as a float32 (n, dim) array, or raise naming what is wrong."""
+        return self._checked_vectors(vectors, what)[0]
+
+    def _checked_vectors(
+        self, vectors: object, what: str
+    ) -> tuple[Vectors, NDArray[np.float32] | None]:
+        """:meth:`check_vectors`, also returning the row norms when the check computed them."""
+        norms: NDArray[np.float32] | None = None
         with np.errstate(over="ignore"):  # values beyond float32 become inf, refused below
             array = np.asarray(vectors, dtype=np.float32)
         if array.ndim == 1:
@@ -207,13 +227,14 @@ class Collection:
                 f"{what} {bad} contains NaN or infinity: only finite values are allowed"
             )
         if self.metric is Metric.COSINE:
-            zero = ~(row_norms(array) > 0)
+            norms = row_norms(array)
+            zero = ~(norms > 0)
             if zero.any():
                 bad = int(np.flatnonzero(zero)[0])
                 raise InvalidArgument(
                     f"{what} {bad} is all zeros: cosine collections need non-zero vectors"
                 )
-        return np.ascontiguousarray(array)
+        return np.ascontiguousarray(array), norms
 
     @staticmethod
     def check_ids(ids: Sequence[str]) -> list[str]:
@@ -265,7 +286,9 @@ class Collection:
         """
         id_list = self.check_ids(ids)
         n = len(id_list)
-        matrix = self.check_vectors(vectors)
+        matrix, norms = self._checked_vectors(vectors, "vector")
+        if norms is None:
+            norms = row_norms(matrix)
         if matrix.shape[0] != n:
             raise InvalidArgument(f"{n} ids but {matrix.shape[0]} vectors: they must match")
         attrs = list(attributes) if attributes is not None else [{}] * n
@@ -280,6 +303,7 @@ class Collection:
             keep = np.fromiter(sorted(last.values()), dtype=np.int64, count=len(last))
             id_list = [id_list[i] for i in keep]
             matrix = matrix[keep]
+            norms = norms[keep]
             attrs = [attrs[i] for i in keep]
             access = [access[i] for i in keep]
         checked_attrs = [
@@ -296,7 +320,7 @@ class Collection:
             for i, point_id in enumerate(id_list)
         ]
         return PreparedUpsert(
-            id_list, matrix, checked_attrs, checked_tenants, encoded, acting_tenant
+            id_list, matrix, norms, checked_attrs, checked_tenants, encoded, acting_tenant
         )
 
     def commit_upsert(self, prepared: PreparedUpsert) -> tuple[int, int]:
@@ -324,6 +348,7 @@ class Collection:
                     np.arange(start, start + n, dtype=np.int64),
                     prepared.ids,
                     prepared.vectors,
+                    prepared.norms,
                     prepared.attributes,
                     prepared.tenants,
                 )
@@ -379,16 +404,19 @@ class Collection:
         self,
         rows: Rows,
         ids: Sequence[str],
-        vectors: Vectors,
+        vectors: Vectors | None,
+        norms: NDArray[np.float32],
         attributes: Sequence[Mapping[str, object]],
         tenants: Sequence[Sequence[str]],
     ) -> None:
+        """Make points live in memory; ``vectors`` None means they are already in place."""
         cols = self._cols
         replaced = [self._row_of[i] for i in ids if i in self._row_of]
         if replaced:
             self._tombstone(np.asarray(replaced, dtype=np.int64))
-        cols.vectors[rows] = vectors
-        cols.norms[rows] = row_norms(vectors)
+        if vectors is not None:
+            cols.vectors[rows] = vectors
+        cols.norms[rows] = norms
         cols.alive[rows] = True
         row_list = rows.tolist()
         for row, point_id, access in zip(row_list, ids, tenants, strict=True):
@@ -401,7 +429,11 @@ class Collection:
         self.attributes.set_rows(rows, attributes)
         self._live += len(row_list)
         if self.tenant_index is not None:
-            self.tenant_index.insert(rows, vectors, [tuple(t) for t in tenants])
+            self.tenant_index.insert(
+                rows,
+                cols.vectors[rows] if vectors is None else vectors,
+                [tuple(t) for t in tenants],
+            )
 
     def _tombstone(self, rows: Rows) -> None:
         cols = self._cols
@@ -990,11 +1022,19 @@ def top_k(scores: NDArray[np.float32], rows: Rows, k: int) -> tuple[NDArray[np.f
     return out_scores, out_rows
 
 
+_NORM_BLOCK_ROWS = 8192
+
+
 def row_norms(vectors: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Return each row's L2 norm, computed in float64 so tiny or huge values do not under/overflow."""
-    norms: NDArray[np.float32] = np.linalg.norm(vectors.astype(np.float64), axis=1).astype(
-        np.float32
-    )
+    """Return each row's L2 norm, computed in float64 so tiny or huge values do not under/overflow.
+
+    Blocks of rows bound the float64 temporary (a full copy of a large matrix costs more in page
+    faults than the arithmetic).
+    """
+    norms = np.empty(len(vectors), np.float32)
+    for start in range(0, len(vectors), _NORM_BLOCK_ROWS):
+        block = vectors[start : start + _NORM_BLOCK_ROWS].astype(np.float64)
+        norms[start : start + _NORM_BLOCK_ROWS] = np.linalg.norm(block, axis=1)
     return norms
 
 

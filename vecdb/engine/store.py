@@ -51,11 +51,13 @@ class StoredCollection:
 
 @dataclass
 class LoadedPoints:
-    """Every live point of a collection, in row order, as read back from the store."""
+    """Every live point of a collection, in row order, as read back from the store.
+
+    Vectors are not part of it: they live in the collection's :class:`VectorFile` at their rows.
+    """
 
     rows: NDArray[np.int64]
     ids: list[str]
-    vectors: NDArray[np.float32]
     attributes: list[dict[str, object]]
     tenants: list[list[str]]
 
@@ -76,7 +78,7 @@ class VectorFile:
 
     def write(self, start_row: int, vectors: NDArray[np.float32]) -> None:
         """Write rows ``start_row..`` and fsync them (before the store commits their points)."""
-        data = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
+        data = np.ascontiguousarray(vectors, dtype="<f4").reshape(-1).view(np.uint8).data
         offset = start_row * self.row_bytes
         written = 0
         while written < len(data):
@@ -86,7 +88,18 @@ class VectorFile:
     def read(self, rows: int) -> NDArray[np.float32]:
         """Return rows ``0..rows-1`` as a (rows, dim) array (unwritten rows read as zeros)."""
         out = np.zeros((rows, self.dim), dtype=np.float32)
+        self.read_into(out, rows)
+        return out
+
+    def read_into(self, out: NDArray[np.float32], rows: int) -> None:
+        """Read rows ``0..rows-1`` into ``out[:rows]`` (rows past the end of the file are left as is)."""
+        if out.dtype != np.float32 or not out.flags.c_contiguous or out.shape[1:] != (self.dim,):
+            raise ValueError(f"read_into needs a C-contiguous float32 (n, {self.dim}) array")
+        if len(out) < rows:
+            raise ValueError(f"read_into: {rows} rows do not fit in {len(out)}")
         whole = min(os.fstat(self._fd).st_size, rows * self.row_bytes) // self.row_bytes
+        if whole == 0:
+            return
         target = out.data.cast("B")[: whole * self.row_bytes]
         done = 0
         while done < len(target):
@@ -95,7 +108,6 @@ class VectorFile:
             if got <= 0:
                 break
             done += got
-        return out
 
     def close(self) -> None:
         """Close the file."""
@@ -190,22 +202,20 @@ class Store:
 
     # --- points ------------------------------------------------------------------------------
 
-    def load_points(self, cid: int, dim: int, next_row: int) -> LoadedPoints:
-        """Return every point of a collection in row order."""
+    def load_points(self, cid: int) -> LoadedPoints:
+        """Return every point of a collection in row order (vectors: see :meth:`vector_file`)."""
         with self._lock:
             records = self._db.execute(
                 f"SELECT row, id, attributes, tenants FROM points_{cid} ORDER BY row"
             ).fetchall()
         n = len(records)
         if n == 0:
-            return LoadedPoints(np.zeros(0, np.int64), [], np.zeros((0, dim), np.float32), [], [])
+            return LoadedPoints(np.zeros(0, np.int64), [], [], [])
         rows_col, ids, attrs, tenants = zip(*records, strict=True)
         rows = np.fromiter(rows_col, dtype=np.int64, count=n)
-        matrix = self.vector_file(cid, dim).read(max(next_row, int(rows[-1]) + 1))
         return LoadedPoints(
             rows=rows,
             ids=list(ids),
-            vectors=matrix[rows],
             attributes=[json.loads(a) if a else {} for a in attrs],
             tenants=[json.loads(t) if t else [] for t in tenants],
         )

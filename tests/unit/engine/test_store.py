@@ -201,14 +201,15 @@ def test_a_failed_transaction_leaves_nothing_behind(tmp_path: Path) -> None:
     store = Store(tmp_path / "store.sqlite3")
     try:
         (stored,) = store.collections()
-        loaded = store.load_points(cid, 2, stored.next_row)
+        loaded = store.load_points(cid)
+        matrix = store.vector_file(cid, 2).read(stored.next_row)
     finally:
         store.close()
     assert loaded.ids == ["b"]
     assert loaded.rows.tolist() == [5]
     assert loaded.attributes == [{"x": 1}]
     assert loaded.tenants == [["t"]]
-    np.testing.assert_array_equal(loaded.vectors, [[1.0, 2.0]])
+    np.testing.assert_array_equal(matrix[loaded.rows], [[1.0, 2.0]])
     assert stored.next_row == 6
     assert stored.sequence == sequence == 1
 
@@ -217,11 +218,12 @@ def test_load_points_of_an_empty_collection(tmp_path: Path) -> None:
     store = Store(tmp_path / "store.sqlite3")
     try:
         cid = store.create_collection(CollectionSettings.create("docs", 4, "l2"))
-        loaded = store.load_points(cid, 4, 0)
+        loaded = store.load_points(cid)
+        matrix = store.vector_file(cid, 4).read(0)
     finally:
         store.close()
     assert loaded.ids == []
-    assert loaded.vectors.shape == (0, 4)
+    assert matrix.shape == (0, 4)
     assert loaded.rows.dtype == np.int64
 
 
@@ -251,3 +253,22 @@ def test_dropping_a_collection_removes_its_derived_files(tmp_path: Path) -> None
         (artefacts / "index.bin").write_bytes(b"x")
         database.drop_collection("docs")
         assert not artefacts.exists()
+
+
+def test_read_into_fills_rows_in_place_and_refuses_a_wrong_buffer(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store.sqlite3")
+    try:
+        cid = store.create_collection(CollectionSettings.create("docs", 3, "l2"))
+        vectors = store.vector_file(cid, 3)
+        vectors.write(1, np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], np.float32))
+        out = np.full((5, 3), 7.0, np.float32)
+        vectors.read_into(out, 3)
+        with pytest.raises(ValueError, match="C-contiguous float32"):
+            vectors.read_into(np.zeros((5, 2), np.float32), 3)
+        with pytest.raises(ValueError, match="do not fit"):
+            vectors.read_into(np.zeros((2, 3), np.float32), 3)
+    finally:
+        store.close()
+    # rows 0..2 come from the file (row 0 never written reads as zeros); rows 3.. untouched
+    np.testing.assert_array_equal(out[:3], [[0, 0, 0], [1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(out[3:], np.full((2, 3), 7.0))
