@@ -225,13 +225,17 @@ class Client:
             raise InvalidArgument(
                 f"vectors must be a ({len(ids)}, dim) array, got shape {matrix.shape}"
             )
-        batch = pb.PointBatch(ids=ids, vectors=convert.vectors_to_bytes(matrix))
+        # filled in place: passing a finished PointBatch to the constructor would copy it
+        request = pb.UpsertRequest(collection=collection)
+        batch = request.batch
+        batch.ids.extend(ids)
+        batch.vectors = convert.vectors_to_bytes(matrix)
         if attributes is not None:
             for values in attributes:
                 convert.attributes_to_proto(values, batch.attributes.add().values)
         if tenants is not None:
             batch.tenants.extend(pb.TenantList(tenants=t) for t in tenants)
-        return pb.UpsertRequest(collection=collection, batch=batch)
+        return request
 
     def upsert(
         self,

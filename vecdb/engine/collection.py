@@ -240,6 +240,13 @@ class Collection:
     def check_ids(ids: Sequence[str]) -> list[str]:
         """Return ``ids`` as a list of valid point ids, or raise naming the bad one."""
         out = list(ids)
+        # the common case checked in C-level passes; the loop below only names the bad id
+        if not out or (
+            set(map(type, out)) == {str}
+            and min(map(len, out)) > 0
+            and max(map(len, out)) <= MAX_ID_LENGTH
+        ):
+            return out
         for point_id in out:
             if not isinstance(point_id, str) or not 0 < len(point_id) <= MAX_ID_LENGTH:
                 raise InvalidArgument(
@@ -291,8 +298,9 @@ class Collection:
             norms = row_norms(matrix)
         if matrix.shape[0] != n:
             raise InvalidArgument(f"{n} ids but {matrix.shape[0]} vectors: they must match")
+        # an absent list stands for "none for every point": one shared, never-mutated empty value
         attrs = list(attributes) if attributes is not None else [{}] * n
-        access = [list(t) for t in tenants] if tenants is not None else [[] for _ in range(n)]
+        access = [list(t) for t in tenants] if tenants is not None else [[]] * n
         if len(attrs) != n or len(access) != n:
             raise InvalidArgument(
                 f"{n} ids but {len(attrs)} attribute sets and {len(access)} tenant lists"
@@ -306,19 +314,22 @@ class Collection:
             norms = norms[keep]
             attrs = [attrs[i] for i in keep]
             access = [access[i] for i in keep]
-        checked_attrs = [
-            self.settings.check_attributes(pid, a) if a else {}
-            for pid, a in zip(id_list, attrs, strict=True)
-        ]
-        checked_tenants = [self._check_tenants(t, acting_tenant) for t in access]
-        encoded = [
-            (
-                point_id,
-                json.dumps(checked_attrs[i]) if checked_attrs[i] else None,
-                json.dumps(checked_tenants[i]) if checked_tenants[i] else None,
-            )
-            for i, point_id in enumerate(id_list)
-        ]
+        if attributes is None or not any(attrs):
+            checked_attrs: list[dict[str, object]] = [{}] * len(id_list)
+            attrs_json: list[str | None] = [None] * len(id_list)
+        else:
+            checked_attrs = [
+                self.settings.check_attributes(pid, a) if a else {}
+                for pid, a in zip(id_list, attrs, strict=True)
+            ]
+            attrs_json = [json.dumps(a) if a else None for a in checked_attrs]
+        if acting_tenant is None and (tenants is None or not any(access)):
+            checked_tenants: list[list[str]] = [[]] * len(id_list)
+            tenants_json: list[str | None] = [None] * len(id_list)
+        else:
+            checked_tenants = [self._check_tenants(t, acting_tenant) for t in access]
+            tenants_json = [json.dumps(t) if t else None for t in checked_tenants]
+        encoded = list(zip(id_list, attrs_json, tenants_json, strict=True))
         return PreparedUpsert(
             id_list, matrix, norms, checked_attrs, checked_tenants, encoded, acting_tenant
         )
@@ -332,9 +343,10 @@ class Collection:
             if prepared.acting_tenant is not None:
                 self._check_owned(prepared.ids, prepared.acting_tenant, "replace")
             start = self._next_row
-            records: list[PointRow] = [
-                (row, *fields) for row, fields in enumerate(prepared.encoded, start)
-            ]
+            ids_col, attrs_col, tenants_col = zip(*prepared.encoded, strict=True)
+            records: list[PointRow] = list(
+                zip(range(start, start + n), ids_col, attrs_col, tenants_col, strict=True)
+            )
             # vectors first (fsynced), then the rows that make the points exist
             self.store.vector_file(self.cid, self.dim).write(start, prepared.vectors)
             replaced = [self._row_of[i] for i in prepared.ids if i in self._row_of]
@@ -419,11 +431,17 @@ class Collection:
         cols.norms[rows] = norms
         cols.alive[rows] = True
         row_list = rows.tolist()
-        for row, point_id, access in zip(row_list, ids, tenants, strict=True):
-            cols.ids[row] = point_id
-            self._row_of[point_id] = row
-            cols.tenants[row] = tuple(access)
-            for tenant in access:
+        self._row_of.update(zip(ids, row_list, strict=True))
+        first = row_list[0] if row_list else 0
+        if row_list and row_list[-1] - first + 1 == len(row_list):  # one contiguous run
+            cols.ids[first : first + len(row_list)] = ids
+            cols.tenants[first : first + len(row_list)] = map(tuple, tenants)
+        else:
+            for row, point_id, access in zip(row_list, ids, tenants, strict=True):
+                cols.ids[row] = point_id
+                cols.tenants[row] = tuple(access)
+        for row, access in zip(row_list, tenants, strict=True):
+            for tenant in access:  # points without an access list cost one empty loop
                 self._tenant_rows.setdefault(tenant, set()).add(row)
                 self._tenant_cache.pop(tenant, None)
         self.attributes.set_rows(rows, attributes)

@@ -463,12 +463,12 @@ def _points_of(
             has_attributes = True
             attributes.extend(convert.attributes_from_proto(a.values) for a in batch.attributes)
         else:
-            attributes.extend({} for _ in range(count))
+            attributes.extend([{}] * count)  # shared, never mutated
         if batch.tenants:
             has_tenants = True
             tenants.extend(convert.tenants_lists(batch.tenants))
         else:
-            tenants.extend([] for _ in range(count))
+            tenants.extend([[]] * count)  # shared, never mutated
     elif batch.vectors:
         raise InvalidArgument("batch has vectors but no ids")
     vectors = (
