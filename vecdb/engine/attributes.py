@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from typing import Literal, TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -13,6 +15,27 @@ from vecdb.engine.schema import AttributeType
 
 Mask = NDArray[np.bool_]
 Rows = NDArray[np.int64]
+# Which rows a predicate looks at: the first n rows (a mask of length n comes back) or the given
+# sorted rows (a mask over them comes back).
+Where = int | Rows
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+# A numeric column's sorted index answers a range with rows when it matches at most this share
+# of the rows; past it one vectorized pass over the column is cheaper than sorting the rows.
+SORTED_RANGE_MAX_SHARE = 1 / 16
+# Rows appended since the sorted index was built that are scanned before it is rebuilt.
+SORTED_TAIL_SHARE = 1 / 8
+
+
+_Item = TypeVar("_Item", bound=np.generic)
+
+
+def _at(array: NDArray[_Item], where: Where) -> NDArray[_Item]:
+    return array[:where] if isinstance(where, int) else array[where]
+
+
+def _size(where: Where) -> int:
+    return where if isinstance(where, int) else len(where)
 
 
 def _grown(array: NDArray[np.generic], capacity: int, fill: object) -> NDArray[np.generic]:
@@ -51,16 +74,16 @@ class Column(ABC):
     def count_present(self, n: int) -> int:
         """Return how many of the first ``n`` rows have a value (for selectivity estimates)."""
 
-    # predicates: each returns a mask over the first n rows
-    def equals(self, value: object, n: int) -> Mask:
+    # predicates: each returns a mask over the first n rows, or over the given rows (Where)
+    def equals(self, value: object, n: Where) -> Mask:
         raise self._unsupported("equals")
 
-    def is_in(self, values: Sequence[object], n: int) -> Mask:
+    def is_in(self, values: Sequence[object], n: Where) -> Mask:
         raise self._unsupported("in")
 
     def range(
         self,
-        n: int,
+        n: Where,
         gt: float | None = None,
         gte: float | None = None,
         lt: float | None = None,
@@ -68,7 +91,7 @@ class Column(ABC):
     ) -> Mask:
         raise self._unsupported("range")
 
-    def contains(self, value: str, n: int) -> Mask:
+    def contains(self, value: str, n: Where) -> Mask:
         raise self._unsupported("contains")
 
     def _unsupported(self, test: str) -> InvalidFilter:
@@ -91,7 +114,15 @@ class Column(ABC):
 
 
 class NumericColumn(Column):
-    """An int, float or bool field: a value array and a presence mask."""
+    """An int, float or bool field: a value array and a presence mask.
+
+    Int and float columns also keep, built on first need, a sorted index of the values (row order
+    by value) over the rows present when it was built, so a selective range becomes rows with
+    two binary searches instead of a pass over the column. Rows only ever get values once (an
+    upsert writes new rows; a delete clears values), so rows appended later are scanned as a
+    short tail, cleared rows are dropped by their presence flag, and the index is rebuilt once
+    the tail grows past ``SORTED_TAIL_SHARE``.
+    """
 
     def __init__(self, name: str, kind: AttributeType) -> None:
         super().__init__(name)
@@ -99,6 +130,8 @@ class NumericColumn(Column):
         dtype = {AttributeType.INT: np.int64, AttributeType.FLOAT: np.float64}.get(kind, np.bool_)
         self.values: NDArray[np.generic] = np.zeros(0, dtype=dtype)
         self.present: Mask = np.zeros(0, dtype=np.bool_)
+        # (rows by value, their values, rows covered) or None until needed
+        self._sorted: tuple[Rows, NDArray[np.generic], int] | None = None
 
     def grow(self, capacity: int) -> None:
         self.values = _grown(self.values, capacity, 0)
@@ -110,6 +143,8 @@ class NumericColumn(Column):
         if has.any():
             picked = [v for v in values if v is not None]
             self.values[rows[has]] = np.asarray(picked, dtype=self.values.dtype)
+            if self._sorted is not None and bool((rows[has] < self._sorted[2]).any()):
+                self._sorted = None  # a covered row got a new value: rebuild when next needed
 
     def get(self, row: int) -> object | None:
         if not self.present[row]:
@@ -134,24 +169,63 @@ class NumericColumn(Column):
             )
         return value
 
-    def equals(self, value: object, n: int) -> Mask:
+    def equals(self, value: object, n: Where) -> Mask:
         scalar = self._scalar(value)
-        mask: Mask = self.present[:n] & (self.values[:n] == scalar)
+        mask: Mask = _at(self.present, n) & (_at(self.values, n) == scalar)
         return mask
 
-    def is_in(self, values: Sequence[object], n: int) -> Mask:
+    def is_in(self, values: Sequence[object], n: Where) -> Mask:
         if self.kind is AttributeType.BOOL:
             raise self._unsupported("in")
         scalars = [self._scalar(v) for v in values]
         # ints compare as int64 (float64 would merge values above 2**53)
         exact_ints = self.kind is AttributeType.INT and all(isinstance(v, int) for v in scalars)
         wanted = np.asarray(scalars, dtype=np.int64 if exact_ints else np.float64)
-        mask: Mask = self.present[:n] & np.isin(self.values[:n], wanted)
+        mask: Mask = _at(self.present, n) & np.isin(_at(self.values, n), wanted)
         return mask
+
+    def _bounds(
+        self, gt: float | None, gte: float | None, lt: float | None, lte: float | None
+    ) -> tuple[list[tuple[int | float, bool]], list[tuple[int | float, bool]]] | None:
+        """Return (lower, upper) bounds as (value, inclusive), integral for int columns; None
+        when no value can match."""
+        lower: list[tuple[int | float, bool]] = []
+        upper: list[tuple[int | float, bool]] = []
+        integral = self.kind is AttributeType.INT
+        for bound, inclusive, is_lower in (
+            (gt, False, True),
+            (gte, True, True),
+            (lt, False, False),
+            (lte, True, False),
+        ):
+            if bound is None:
+                continue
+            value: int | float = bound
+            if integral:
+                # v > 2.5 is v >= 3 and v < 2.5 is v <= 2: compare ints with ints (no float
+                # copy of the column, exact beyond 2**53)
+                if isinstance(bound, float) and math.isinf(bound):
+                    if (bound > 0) == is_lower:
+                        return None
+                    continue
+                value = math.floor(bound) if is_lower != inclusive else math.ceil(bound)
+                if value != bound:
+                    inclusive = True
+                    value = math.ceil(bound) if is_lower else math.floor(bound)
+                if value > INT64_MAX:
+                    if is_lower:
+                        return None
+                    continue
+                if value < INT64_MIN:
+                    if not is_lower:
+                        return None
+                    continue
+            (lower if is_lower else upper).append((value, inclusive))
+        return lower, upper
 
     def range(
         self,
-        n: int,
+        n: Where,
         gt: float | None = None,
         gte: float | None = None,
         lt: float | None = None,
@@ -159,17 +233,70 @@ class NumericColumn(Column):
     ) -> Mask:
         if self.kind is AttributeType.BOOL:
             raise self._unsupported("range")
-        mask = self.present[:n].copy()
-        values: NDArray[np.float64] = self.values[:n]  # type: ignore[assignment]
-        if gt is not None:
-            mask &= values > gt
-        if gte is not None:
-            mask &= values >= gte
-        if lt is not None:
-            mask &= values < lt
-        if lte is not None:
-            mask &= values <= lte
+        bounds = self._bounds(gt, gte, lt, lte)
+        if bounds is None:
+            return np.zeros(_size(n), dtype=np.bool_)
+        values = cast("NDArray[np.float64]", _at(self.values, n))
+        mask: Mask = _at(self.present, n)
+        if isinstance(n, int):
+            mask = mask.copy()
+        lower, upper = bounds
+        for value, inclusive in lower:
+            mask &= (values >= value) if inclusive else (values > value)
+        for value, inclusive in upper:
+            mask &= (values <= value) if inclusive else (values < value)
         return mask
+
+    def range_rows(
+        self,
+        n: int,
+        gt: float | None = None,
+        gte: float | None = None,
+        lt: float | None = None,
+        lte: float | None = None,
+        *,
+        limit: int,
+    ) -> Rows | None:
+        """Return the sorted rows among the first ``n`` within the bounds, from the sorted
+        index, or None when more than about ``limit`` rows match (a mask pass is cheaper)."""
+        if self.kind is AttributeType.BOOL:
+            raise self._unsupported("range")
+        bounds = self._bounds(gt, gte, lt, lte)
+        if bounds is None:
+            return np.zeros(0, dtype=np.int64)
+        order, sorted_generic, covered = self._sorted_index(n)
+        sorted_values: NDArray[np.float64] = sorted_generic  # type: ignore[assignment]
+        lower, upper = bounds
+        start, stop = 0, len(sorted_values)
+        for value, inclusive in lower:
+            side: Literal["left", "right"] = "left" if inclusive else "right"
+            start = max(start, int(np.searchsorted(sorted_values, value, side=side)))
+        for value, inclusive in upper:
+            side = "right" if inclusive else "left"
+            stop = min(stop, int(np.searchsorted(sorted_values, value, side=side)))
+        if stop - start > limit:
+            return None
+        rows = np.sort(order[start:stop])
+        rows = rows[(rows < n) & self.present[rows]]
+        covered = min(covered, n)
+        if covered < n:  # rows appended since the index was built
+            tail = self.range(n, gt=gt, gte=gte, lt=lt, lte=lte)[covered:]
+            rows = np.concatenate([rows, np.flatnonzero(tail).astype(np.int64) + covered])
+        return rows
+
+    def _sorted_index(self, n: int) -> tuple[Rows, NDArray[np.generic], int]:
+        current = self._sorted
+        if current is None or n - current[2] > max(1024, current[2] * SORTED_TAIL_SHARE):
+            present = np.flatnonzero(self.present[:n]).astype(np.int64)
+            values = self.values[present]
+            by_value = np.argsort(values, kind="stable")
+            current = (present[by_value], values[by_value], n)
+            self._sorted = current
+        return current
+
+    def sorted_share_limit(self, n: int) -> int:
+        """Return the most matching rows a range may have to be answered from the index."""
+        return max(1, int(n * SORTED_RANGE_MAX_SHARE))
 
 
 class KeywordColumn(Column):
@@ -210,17 +337,17 @@ class KeywordColumn(Column):
             raise self._bad_value(value)
         return value
 
-    def equals(self, value: object, n: int) -> Mask:
+    def equals(self, value: object, n: Where) -> Mask:
         code = self.vocabulary.get(self._word(value))
         if code is None:
-            return np.zeros(n, dtype=np.bool_)
-        mask: Mask = self.codes[:n] == code
+            return np.zeros(_size(n), dtype=np.bool_)
+        mask: Mask = _at(self.codes, n) == code
         return mask
 
-    def is_in(self, values: Sequence[object], n: int) -> Mask:
+    def is_in(self, values: Sequence[object], n: Where) -> Mask:
         codes = [self.vocabulary.get(self._word(v)) for v in values]
         wanted = np.asarray([c for c in codes if c is not None], dtype=np.int32)
-        return np.isin(self.codes[:n], wanted)
+        return np.isin(_at(self.codes, n), wanted)
 
     def value_count(self, value: str, n: int) -> int:
         """Return how many of the first ``n`` rows hold ``value`` (for estimates)."""
@@ -275,16 +402,22 @@ class KeywordListColumn(Column):
             self._cache[word] = cached
         return cached
 
-    def contains(self, value: str, n: int) -> Mask:
+    def contains(self, value: str, n: Where) -> Mask:
         if not isinstance(value, str):
             raise self._bad_value(value)
-        mask = np.zeros(n, dtype=np.bool_)
         rows = self.rows_with(value)
+        if not isinstance(n, int):  # which of the given rows are in the posting list
+            if len(rows) == 0:
+                return np.zeros(len(n), dtype=np.bool_)
+            position = np.minimum(np.searchsorted(rows, n), len(rows) - 1)
+            found: Mask = rows[position] == n
+            return found
+        mask = np.zeros(n, dtype=np.bool_)
         mask[rows[rows < n]] = True
         return mask
 
-    def is_in(self, values: Sequence[object], n: int) -> Mask:
-        mask = np.zeros(n, dtype=np.bool_)
+    def is_in(self, values: Sequence[object], n: Where) -> Mask:
+        mask = np.zeros(_size(n), dtype=np.bool_)
         for value in values:
             mask |= self.contains(value, n)  # type: ignore[arg-type]
         return mask

@@ -12,7 +12,7 @@ import json
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from vecdb.engine.errors import (
     InvalidArgument,
     PermissionDenied,
 )
-from vecdb.engine.filters import Filter, evaluate
+from vecdb.engine.filters import Filter, evaluate, select
 from vecdb.engine.locks import ReadWriteLock
 from vecdb.engine.schema import CollectionSettings, Metric, check_name
 from vecdb.engine.store import PointRow, Store
@@ -124,6 +124,7 @@ class Collection:
         self.tenant_index: TenantIndex | None = None
         self.planner = planner.PlannerSettings()
         self._index_recall_target = 0.0
+        self._shape: tuple[AnnIndex, planner.IndexShape] | None = None
         self.settings = settings
         self.store = store
         self.sequence = 0
@@ -609,14 +610,70 @@ class Collection:
         n = self._rows
         if tenant is None and filter is None:
             return None
-        mask = self._cols.alive[:n].copy()
-        if tenant is not None:
-            tenant_mask = np.zeros(n, np.bool_)
-            tenant_mask[self.tenant_rows(tenant)] = True
-            mask &= tenant_mask
+        alive = self._cols.alive[:n]
         if filter is not None:
-            mask &= evaluate(filter, self.attributes, n)
+            mask = evaluate(filter, self.attributes, n)  # a fresh array: safe to narrow in place
+            mask &= alive
+        else:
+            mask = alive.copy()
+        if tenant is not None:
+            rows = self.tenant_rows(tenant)
+            tenant_mask = np.zeros(n, np.bool_)
+            tenant_mask[rows[rows < n]] = True
+            mask &= tenant_mask
         return mask
+
+    def candidate_rows(self, tenant: str | None, filter: Filter | None) -> Rows | None:
+        """Return the sorted live rows a search may return when an index of the attributes (or
+        the tenant's row list) yields them without a pass over every row, else None.
+
+        Call under the read lock.
+        """
+        n = self._rows
+        if tenant is None and filter is None:
+            return None
+        limit = max(1, n // 16)  # past this a mask pass is cheaper than gathering rows
+        alive = self._cols.alive
+        if tenant is not None:
+            rows = self.tenant_rows(tenant)
+            rows = rows[: np.searchsorted(rows, n)]
+            if len(rows) > limit:
+                return None
+            if filter is not None:
+                rows = rows[evaluate(filter, self.attributes, rows)]
+        else:
+            assert filter is not None
+            selected = select(filter, self.attributes, n, limit)
+            if selected is None:
+                return None
+            rows = selected
+        return rows[alive[rows]]
+
+    def index_shape(self) -> planner.IndexShape | None:
+        """Return what the planner's cost model needs to know about the index (None: none)."""
+        index = self.index
+        if index is None:
+            return None
+        cached = self._shape
+        if cached is not None and cached[0] is index:
+            return cached[1]
+        config = index.config
+        shape = planner.IndexShape(
+            structure=config.structure or "ivf",
+            rows=index.covered_rows,
+            dim=self.dim,
+            reduced_dim=config.reduced_dim or self.dim,
+            code_bits=config.code_bits or 8,
+            lists=config.list_count or 1,
+            nprobe=config.nprobe or 1,
+            ef_search=config.ef_search or 64,
+            rerank_factor=config.rerank_factor or 1,
+        )
+        self._shape = (index, shape)
+        if self.planner.index != shape:
+            # the planner settings carry it too, for callers planning with them alone
+            self.planner = replace(self.planner, index=shape)
+        return shape
 
     def search(
         self,
@@ -636,20 +693,29 @@ class Collection:
             raise InvalidArgument(f"k {k} is not allowed: k must be at least 1")
         with self._lock.read():
             n = self._rows
-            mask = self.candidate_mask(tenant, filter)
-            matching = self._live if mask is None else int(np.count_nonzero(mask))
+            selected = self.candidate_rows(tenant, filter)
+            mask = None if selected is not None else self.candidate_mask(tenant, filter)
+            if selected is not None:
+                matching = len(selected)
+            else:
+                matching = self._live if mask is None else int(np.count_nonzero(mask))
+            filtered = selected is not None or mask is not None
             index = None if options.exact else self.index
             plan = planner.choose(
                 matching,
                 max(self._live, 1),
                 k,
-                filtered=mask is not None,
+                filtered=filtered,
                 has_index=index is not None,
                 settings=self.planner,
+                shape=self.index_shape() if index is not None else None,
             )
             tenant_index = None if options.exact else self.tenant_index
             if index is None or plan.name == planner.EXACT:
-                scores, rows = self._exact(matrix, k, mask, n)
+                if selected is not None:
+                    scores, rows = top_k(self._internal_scores(matrix, selected, n), selected, k)
+                else:
+                    scores, rows = self._exact(matrix, k, mask, n)
                 scored = matching
             elif tenant is not None and tenant_index is not None:
                 plan = planner.Plan(
@@ -666,7 +732,21 @@ class Collection:
                 scores = self._internal(external)
                 scored = matching
             else:
-                scores, rows, scored = self._indexed(matrix, k, mask, n, index, plan, options)
+                if selected is not None:
+                    mask = np.zeros(n, np.bool_)
+                    mask[selected] = True
+                stats: dict[str, float] = {}
+                scores, rows, scored = self._indexed(
+                    matrix, k, mask, n, index, plan, options, allowed_rows=selected, stats=stats
+                )
+                if stats:
+                    plan = planner.Plan(
+                        plan.name,
+                        plan.selectivity,
+                        f"{plan.reason}; probed {stats['lists_probed']:.0f} lists, "
+                        f"{stats['codes_scanned']:.0f} codes per query",
+                        plan.estimates,
+                    )
             explain = Explain(
                 plan=plan.name,
                 estimated_selectivity=plan.selectivity,
@@ -738,6 +818,7 @@ class Collection:
         with self._lock.write():
             self.index = index
             self._index_recall_target = recall_target
+            self.index_shape()
         if self._tenant_rows:
             self.build_tenant_index(progress=progress)
         return self.index_info()
@@ -826,6 +907,7 @@ class Collection:
             return False  # not from this store: ignore rather than serve wrong rows
         with self._lock.write():
             self.index = index
+            self.index_shape()
             target = stamp.get("recall_target", 0.0)
             self._index_recall_target = float(target) if isinstance(target, int | float) else 0.0
             self._load_tenant_index()
@@ -864,13 +946,22 @@ class Collection:
         index: AnnIndex,
         plan: planner.Plan,
         options: SearchOptions,
+        *,
+        allowed_rows: Rows | None = None,
+        stats: dict[str, float] | None = None,
     ) -> tuple[NDArray[np.float32], Rows, int]:
-        """Answer through the index (plus an exact scan of rows written since it was built)."""
+        """Answer through the index (plus an exact scan of rows written since it was built).
+
+        ``allowed_rows`` may give the rows of ``mask`` (sorted) when the caller has them.
+        """
         covered = min(index.covered_rows, n)
         alive = self._cols.alive
         allowed_all = alive[:n] if mask is None else mask
         allowed = allowed_all[:covered]
-        everything = mask is None and bool(alive[:covered].all())
+        # a filter every live row passes searches like no filter at all
+        everything = (mask is None or plan.name == planner.INDEX) and bool(alive[:covered].all())
+        if allowed_rows is not None:
+            allowed_rows = allowed_rows[: np.searchsorted(allowed_rows, covered)]
         rerank = None if options.rerank_factor is None else max(1, math.ceil(options.rerank_factor))
         knobs: dict[str, Any] = {
             "ef_search": options.ef_search,
@@ -885,10 +976,14 @@ class Collection:
                 k,
                 vectors=self._cols.vectors,
                 allowed=None if everything else allowed,
+                allowed_rows=None if everything else allowed_rows,
+                stats=stats,
                 **knobs,
             )
         scores = self._internal(scores)
-        expected = min(k, int(np.count_nonzero(allowed)))
+        expected = min(
+            k, len(allowed_rows) if allowed_rows is not None else int(np.count_nonzero(allowed))
+        )
         short = np.count_nonzero(rows >= 0, axis=1) < expected
         widening = 2
         while short.any() and widening <= self.planner.max_widening:
@@ -899,7 +994,14 @@ class Collection:
                 "rerank_factor": rerank,
             }
             again_scores, again_rows = index.search(
-                queries[short], k, vectors=self._cols.vectors, allowed=allowed, **wider
+                queries[short],
+                k,
+                vectors=self._cols.vectors,
+                allowed=allowed,
+                allowed_rows=allowed_rows,
+                ef_search=wider["ef_search"],
+                nprobe=wider["nprobe"],
+                rerank_factor=wider["rerank_factor"],
             )
             scores[short] = self._internal(again_scores)
             rows[short] = again_rows

@@ -17,8 +17,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vecdb.engine.attributes import AttributeTable, Mask
+from vecdb.engine.attributes import (
+    AttributeTable,
+    KeywordListColumn,
+    Mask,
+    NumericColumn,
+    Rows,
+    Where,
+)
 from vecdb.engine.errors import InvalidFilter
+from vecdb.engine.schema import AttributeType
 
 MAX_DEPTH = 32
 
@@ -84,12 +92,78 @@ Filter = And | Or | Not | Equals | In | Range | Contains
 _BOUNDS = ("gt", "gte", "lt", "lte")
 
 
-def evaluate(node: Filter, table: AttributeTable, n: int) -> Mask:
-    """Return the mask of the first ``n`` rows that match ``node`` (raises InvalidFilter)."""
+def evaluate(node: Filter, table: AttributeTable, n: Where) -> Mask:
+    """Return the mask of the first ``n`` rows that match ``node`` (raises InvalidFilter).
+
+    ``n`` may instead be sorted rows: the mask then says which of them match.
+    """
     return _evaluate(node, table, n, 0)
 
 
-def _evaluate(node: Filter, table: AttributeTable, n: int, depth: int) -> Mask:
+def select(node: Filter, table: AttributeTable, n: int, limit: int) -> Rows | None:
+    """Return the sorted rows among the first ``n`` that match ``node`` when an index answers it
+    with at most about ``limit`` rows without a pass over every row; otherwise None (evaluate a
+    mask instead). Invalid filters return None too: :func:`evaluate` raises for them.
+
+    Ranges and equality on int / float attributes use the column's sorted index, keyword-list
+    ``contains`` its posting list; an ``and`` takes its most selective such child and checks
+    the others on those rows only.
+    """
+    try:
+        return _select(node, table, n, limit, 0)
+    except (InvalidFilter, OverflowError):
+        return None
+
+
+def _select(node: Filter, table: AttributeTable, n: int, limit: int, depth: int) -> Rows | None:
+    if depth > MAX_DEPTH:
+        return None
+    if isinstance(node, And):
+        best: Rows | None = None
+        chosen = -1
+        for position, child in enumerate(node.children):
+            rows = _select(child, table, n, limit, depth + 1)
+            if rows is not None and (best is None or len(rows) < len(best)):
+                best, chosen = rows, position
+        if best is None:
+            return None
+        for position, child in enumerate(node.children):
+            if position != chosen and len(best):
+                best = best[_evaluate(child, table, best, depth + 1)]
+        return best
+    if isinstance(node, Or | Not | In):
+        return None
+    column = table.columns.get(node.field)
+    if isinstance(node, Range) and isinstance(column, NumericColumn):
+        bounds = [node.gt, node.gte, node.lt, node.lte]
+        if column.kind is AttributeType.BOOL or all(b is None for b in bounds):
+            return None
+        if any(b is not None and math.isnan(b) for b in bounds):
+            return None
+        return column.range_rows(n, gt=node.gt, gte=node.gte, lt=node.lt, lte=node.lte, limit=limit)
+    if isinstance(node, Equals) and isinstance(column, NumericColumn):
+        value = node.value
+        if column.kind is AttributeType.BOOL or isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            column._scalar(value)  # raises for values beyond int64 (evaluate says so)
+            # ints compare as ints: an int beyond 2**53 is not its float
+            return column.range_rows(n, gte=value, lte=value, limit=limit)
+        if not isinstance(value, float) or math.isnan(value):
+            return None
+        if column.kind is AttributeType.INT and not value.is_integer():
+            return np.zeros(0, dtype=np.int64)
+        return column.range_rows(n, gte=value, lte=value, limit=limit)
+    if isinstance(node, Contains) and isinstance(column, KeywordListColumn):
+        if not isinstance(node.value, str):
+            return None
+        rows = column.rows_with(node.value)
+        rows = rows[: np.searchsorted(rows, n)]
+        return rows if len(rows) <= limit else None
+    return None
+
+
+def _evaluate(node: Filter, table: AttributeTable, n: Where, depth: int) -> Mask:
     if depth > MAX_DEPTH:
         raise InvalidFilter(f"filter nests deeper than {MAX_DEPTH} levels")
     if isinstance(node, And | Or):
