@@ -22,6 +22,7 @@ import numpy as np
 
 from vecdb import Client
 from vecdb.engine import Database
+from vecdb.server import threads
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "data"
@@ -128,6 +129,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4000)
     parser.add_argument("--out", default=str(HERE / "results" / "serve.json"))
     args = parser.parse_args()
+    # the in-process searches run under the server's own thread policy (one BLAS thread per
+    # call), so both sides of the latency comparison do the same work
+    threads.one_thread_per_request()
     n_big = 50_000 if args.quick else 200_000
     n_queries = 100 if args.quick else 300
     results: dict[str, object] = {

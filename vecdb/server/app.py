@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from vecdb.engine import Database
+from vecdb.server import threads
 from vecdb.server.config import ServerConfig
 from vecdb.server.servicer import VectorServicer
 from vecdb.v1 import vecdb_pb2 as pb
@@ -50,6 +51,7 @@ class RunningServer:
 def start_server(config: ServerConfig) -> RunningServer:
     """Open the data directory, bind the configured address and start serving."""
     config.check()
+    threads.one_thread_per_request()
     database = Database(config.data_dir)
     try:
         server = grpc.server(

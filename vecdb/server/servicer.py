@@ -20,6 +20,7 @@ from vecdb.engine.batch import BatchQuery, run_batch
 from vecdb.engine.collection import PreparedUpsert
 from vecdb.engine.errors import InvalidArgument, VecdbError
 from vecdb.engine.filters import Filter
+from vecdb.server import threads
 from vecdb.server.auth import Principal, authenticate
 from vecdb.server.config import ServerConfig
 from vecdb.status import status_code
@@ -84,6 +85,19 @@ def streaming(
             yield from method(self, request, principal)
         except Exception as error:
             _abort(context, error)
+
+    return handler
+
+
+def on_all_cores(
+    method: Callable[[Any, Any, Principal], Iterator[Response]],
+) -> Callable[[Any, Any, Principal], Iterator[Response]]:
+    """Run a long handler (build, batch plan) with BLAS on every core (see vecdb.server.threads)."""
+
+    @functools.wraps(method)
+    def handler(self: VectorServicer, request: Any, principal: Principal) -> Iterator[Response]:
+        with threads.all_cores():
+            yield from method(self, request, principal)
 
     return handler
 
@@ -325,6 +339,7 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
         )
 
     @streaming
+    @on_all_cores
     def BatchSearch(
         self, requests: Iterator[pb.BatchSearchRequest], principal: Principal
     ) -> Iterator[pb.BatchSearchResponse]:
@@ -378,6 +393,7 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
         )
 
     @streaming
+    @on_all_cores
     def BuildIndex(
         self, request: pb.BuildIndexRequest, principal: Principal
     ) -> Iterator[pb.BuildIndexProgress]:
