@@ -961,15 +961,12 @@ class Partitioning:
                 positions = np.sort(positions[positions >= 0])  # in storage order: faster reads
                 block = reduced[members] @ self.codes[positions].T
                 block += self.bias[positions]
-                _merge_best(block, self.order[positions], members, best_scores, best_rows)
+                _best_into(block, self.order[positions], members, best_scores, best_rows)
                 scanned[members] = len(positions)
                 plans[members] = FLAT
                 continue
-            ranked = np.argsort(-near, axis=1, kind="stable")
-            near = np.take_along_axis(near, ranked, axis=1)
-            seen = np.cumsum(counts[present][ranked], axis=1)
-            probes = probe_counts(near, seen, probe.gap, floor)
-            take = np.arange(len(present))[None, :] < probes[:, None]
+            ranked, near, seen, probes = _rank_cells(near, counts[present], probe.gap, floor)
+            take = np.arange(ranked.shape[1])[None, :] < probes[:, None]
             row_i, col_j = np.nonzero(take)
             cells = present[ranked[row_i, col_j]]
             # the nearest cells, up to twice the candidates wanted, set each query's threshold
@@ -1045,44 +1042,111 @@ class Partitioning:
     ) -> None:
         """Multi-query optimization: one matrix product per cell for every query probing it.
 
-        Each query's nearest cells fill its best list first; its ``keep``-th best score is then
-        a threshold, and in the remaining cells only the (few) queries with a score above it
-        merge: most cells cost one product and one comparison.
+        ``pair_*`` list the (query, cell) visits, each query's visits contiguous and nearest
+        first. Each query's nearest cells (``pair_first``) are scored first, into one padded line
+        per query, and their allowed rows give the query's ``keep``-th best score as a
+        threshold; in the remaining cells only entries above it are kept (most cells add none).
+        A cell costs one product, one comparison and a lookup in the packed masks; each query's
+        best candidates are selected once, at the end. The threshold only prunes, so which
+        cells come first changes the speed, never the answer (up to ties).
         """
         used = np.unique(ids[pair_query])
         slot = np.full(len(masks), -1, np.int64)
         slot[used] = np.arange(len(used))
-        # masks in storage order, so a cell's slice of them is contiguous
-        stored = np.stack([masks[i][:covered][self.order] for i in used.tolist()])
+        packed = self._packed_masks([masks[i] for i in used.tolist()], covered)
         query_slot = slot[ids]
-        position = np.minimum(keep, best_scores.shape[1]) - 1
+        sizes = np.diff(self.cell_starts)
+
+        # first pass: each query's nearest cells, padded into one line per query
+        first_query, first_cell = pair_query[pair_first], pair_cell[pair_first]
+        first_full = pair_full[pair_first]
+        lines, first_of_line, line_of = np.unique(
+            first_query, return_index=True, return_inverse=True
+        )
+        length = sizes[first_cell]
+        begins = np.cumsum(length) - length
+        offset = begins - begins[first_of_line][line_of]  # a query's visits are contiguous
+        width = int((offset + length).max()) if len(lines) else 0
+        line_scores = np.full((len(lines), max(width, 1)), -np.inf, np.float32)
+        line_positions = np.zeros((len(lines), max(width, 1)), np.int64)
+        for group_pairs, cell in _by_cell(first_cell):
+            start, stop = int(self.cell_starts[cell]), int(self.cell_starts[cell + 1])
+            group = first_query[group_pairs]
+            block = reduced[group] @ self.codes[start:stop].T
+            block += self.bias[start:stop]
+            if not first_full[group_pairs].all():
+                allowed = _unpack_span(packed, query_slot[group], start, stop)
+                block = np.where(allowed, block, np.float32(-np.inf))
+            columns = offset[group_pairs][:, None] + np.arange(stop - start)[None, :]
+            target = line_of[group_pairs][:, None]
+            line_scores[target, columns] = block
+            line_positions[target, columns] = np.arange(start, stop)[None, :]
         threshold = np.full(len(best_scores), -np.inf, np.float32)
-        for which in (pair_first, ~pair_first):
-            queries, cells, full = pair_query[which], pair_cell[which], pair_full[which]
-            by_cell = np.argsort(cells, kind="stable")
-            queries, cells, full = queries[by_cell], cells[by_cell], full[by_cell]
-            bounds = np.flatnonzero(np.diff(cells)) + 1
-            starts = np.concatenate([[0], bounds]).astype(np.int64).tolist()
-            stops = np.concatenate([bounds, [len(cells)]]).astype(np.int64).tolist()
-            for lo, hi in zip(starts, stops, strict=True):
-                if lo == hi:
-                    continue
-                group = queries[lo:hi]
-                cell = int(cells[lo])
-                start, stop = int(self.cell_starts[cell]), int(self.cell_starts[cell + 1])
-                block = reduced[group] @ self.codes[start:stop].T
-                block += self.bias[start:stop]
-                if not full[lo:hi].all():
-                    block[~stored[query_slot[group], start:stop]] = -np.inf
-                better = (block > threshold[group][:, None]).any(axis=1)
-                if not better.all():
-                    if not better.any():
-                        continue
-                    group, block = group[better], block[better]
-                _merge_best(block, self.order[start:stop], group, best_scores, best_rows)
-            # thresholds from the nearest cells (kept fixed after: tightening them costs more
-            # than the rare merges it saves)
-            threshold = _kth_best(best_scores, position)
+        found_query: list[NDArray[np.int64]] = []
+        found_score: list[Scores] = []
+        found_position: list[NDArray[np.int64]] = []
+        line_keep = keep[lines]
+        for wanted in np.unique(line_keep).tolist():
+            which = np.flatnonzero(line_keep == wanted)
+            scores = line_scores[which]
+            take = min(int(wanted), scores.shape[1])
+            if take < scores.shape[1]:
+                top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+            else:
+                top = np.broadcast_to(np.arange(take), (len(which), take))
+            top_scores = np.take_along_axis(scores, top, axis=1)
+            if take == wanted:
+                threshold[lines[which]] = top_scores.min(axis=1)
+            valid = np.isfinite(top_scores)
+            found_query.append(np.broadcast_to(lines[which][:, None], top.shape)[valid])
+            found_score.append(top_scores[valid])
+            found_position.append(np.take_along_axis(line_positions[which], top, axis=1)[valid])
+        del line_scores, line_positions
+
+        # second pass: the other cells, keeping only entries above each query's threshold
+        rest = ~pair_first
+        rest_query, rest_cell, rest_full = pair_query[rest], pair_cell[rest], pair_full[rest]
+        for group_pairs, cell in _by_cell(rest_cell):
+            start, stop = int(self.cell_starts[cell]), int(self.cell_starts[cell + 1])
+            group = rest_query[group_pairs]
+            block = reduced[group] @ self.codes[start:stop].T
+            block += self.bias[start:stop]
+            hit = block > threshold[group][:, None]
+            if not hit.any():
+                continue
+            if not rest_full[group_pairs].all():
+                hit &= _unpack_span(packed, query_slot[group], start, stop)
+            row_i, col_j = np.nonzero(hit)
+            if len(row_i) == 0:
+                continue
+            found_query.append(group[row_i])
+            found_score.append(block[row_i, col_j])
+            found_position.append(col_j + start)
+        if not found_query:
+            return
+        query, score, position = _segment_best(
+            np.concatenate(found_query),
+            np.concatenate(found_score),
+            np.concatenate(found_position),
+            keep,
+        )
+        counted = np.bincount(query, minlength=len(best_scores))
+        rank = np.arange(len(query)) - (np.cumsum(counted) - counted)[query]
+        best_scores[query, rank] = score
+        best_rows[query, rank] = self.order[position]
+
+    def _packed_masks(self, masks: Sequence[Mask], covered: int) -> NDArray[np.uint8]:
+        """Return ``masks`` in storage order (cell by cell), one bit per row, one line each."""
+        width = len(self.order)
+        packed = np.zeros((len(masks), (width + 7) // 8 + 1), np.uint8)
+        scratch = np.zeros(width, np.bool_)
+        for i, mask in enumerate(masks):
+            allowed = np.flatnonzero(mask[:covered])
+            positions = self.position_of_row[allowed]
+            scratch[:] = False
+            scratch[positions[positions >= 0]] = True
+            packed[i, : (width + 7) // 8] = np.packbits(scratch, bitorder="little")
+        return packed
 
     @staticmethod
     def _exact_into(
@@ -1517,26 +1581,88 @@ def _probe_depths(
     return _Depths(gaps, cum_matching, cum_scanned, positions)
 
 
-def _kth_best(scores: Scores, position: NDArray[np.int64]) -> NDArray[np.float32]:
-    """Return, per row, the score at ``position`` when the row is sorted best first."""
-    ordered = -np.sort(-scores, axis=1)
-    kth: NDArray[np.float32] = ordered[np.arange(len(scores)), position]
-    return kth
+def _unpack_span(
+    packed: NDArray[np.uint8], lines: NDArray[np.int64], start: int, stop: int
+) -> NDArray[np.bool_]:
+    """Return the bits [start, stop) of the given lines of packed masks, as booleans."""
+    first, last = start >> 3, (stop + 7) >> 3
+    bits = np.unpackbits(packed[lines, first:last], axis=1, bitorder="little")
+    offset = start - (first << 3)
+    span: NDArray[np.bool_] = bits[:, offset : offset + stop - start].view(np.bool_)
+    return span
 
 
-def _merge_best(
+def _by_cell(cells: NDArray[np.int64]) -> Iterator[tuple[NDArray[np.int64], int]]:
+    """Yield (the visits of one cell, that cell) for every cell in ``cells``, by cell."""
+    by_cell = np.argsort(cells, kind="stable")
+    ordered = cells[by_cell]
+    bounds = np.flatnonzero(np.diff(ordered)) + 1
+    starts = [0, *bounds.tolist()]
+    stops = [*bounds.tolist(), len(ordered)]
+    for lo, hi in zip(starts, stops, strict=True):
+        if lo < hi:
+            yield by_cell[lo:hi], int(ordered[lo])
+
+
+def _segment_best(
+    query: NDArray[np.int64],
+    score: Scores,
+    position: NDArray[np.int64],
+    keep: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], Scores, NDArray[np.int64]]:
+    """Return each query's ``keep[query]`` best entries, grouped by query, best first.
+
+    Ties go to the lower storage position, so a query's answer never depends on the others.
+    """
+    order = np.lexsort((position, -score, query))
+    query, score, position = query[order], score[order], position[order]
+    counted = np.bincount(query, minlength=len(keep))
+    rank = np.arange(len(query)) - (np.cumsum(counted) - counted)[query]
+    kept = rank < keep[query]
+    return query[kept], score[kept], position[kept]
+
+
+def _best_into(
     block: Scores, rows: Rows, group: NDArray[np.int64], best_scores: Scores, best_rows: Rows
 ) -> None:
-    """Merge a scored block (one row per query of ``group``) into those queries' best lists."""
+    """Write each query's best entries of a scored block (one line per query of ``group``)."""
     keep = best_scores.shape[1]
-    scores = np.concatenate([best_scores[group], block], axis=1)
-    if scores.shape[1] > keep:
-        top = np.argpartition(-scores, keep - 1, axis=1)[:, :keep]
+    if block.shape[1] > keep:
+        top = np.argpartition(-block, keep - 1, axis=1)[:, :keep]
+        best_scores[group] = np.take_along_axis(block, top, axis=1)
+        best_rows[group] = rows[top]
     else:
-        top = np.broadcast_to(np.arange(scores.shape[1]), (len(group), scores.shape[1]))
-    everything = np.concatenate([best_rows[group], np.broadcast_to(rows, block.shape)], axis=1)
-    best_scores[group] = np.take_along_axis(scores, top, axis=1)
-    best_rows[group] = np.take_along_axis(everything, top, axis=1)
+        best_scores[group, : block.shape[1]] = block
+        best_rows[group, : block.shape[1]] = rows[None, :]
+
+
+def _rank_cells(
+    near: Scores,
+    counts: NDArray[np.int64],
+    gap: float,
+    floor: NDArray[np.int64],
+    width: int = 96,
+) -> tuple[NDArray[np.int64], Scores, NDArray[np.int64], NDArray[np.int64]]:
+    """Return, per query, the cells it visits nearest first: (order, their scores, allowed
+    rows seen so far, how many it visits) over the first columns of each line.
+
+    Only the nearest ``width`` cells are sorted unless the probe rule runs past them.
+    """
+    total = near.shape[1]
+    while True:
+        if width < total:
+            top = np.argpartition(-near, width - 1, axis=1)[:, :width]
+        else:
+            top = np.broadcast_to(np.arange(total), near.shape)
+        picked = np.take_along_axis(near, top, axis=1)
+        order = np.lexsort((top, -picked), axis=1)
+        ranked: NDArray[np.int64] = np.take_along_axis(top, order, axis=1).astype(np.int64)
+        scores = np.take_along_axis(picked, order, axis=1)
+        seen = np.cumsum(counts[ranked], axis=1)
+        probes = probe_counts(scores, seen, gap, floor)
+        if width >= total or not (probes >= width).any():
+            return ranked, scores, seen, probes
+        width = min(total, width * 4)
 
 
 def _top_k(scores: Scores, rows: Rows, k: int) -> tuple[Scores, Rows]:
