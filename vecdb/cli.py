@@ -210,19 +210,35 @@ def cmd_batch(args: argparse.Namespace) -> int:
     queries = _read_queries(
         Path(args.queries), Path(args.vectors) if args.vectors else None, args.k
     )
+    if args.partitioning and args.save_partitioning:
+        raise InvalidArgument("give --partitioning NAME or --save-partitioning NAME, not both")
     written = 0
     with (
         _client(args) as client,
         open(args.out, "w") as out,
         _progress(len(queries), "q", "batch") as bar,
     ):
+
+        def on_progress(stage: str, fraction: float) -> None:
+            bar.set_postfix_str(f"partitioning: {stage} {100 * fraction:.0f}%")
+
         for query_id, matches in client.batch_search(
-            args.collection, queries, with_attributes=args.with_attributes, explain=args.explain
+            args.collection,
+            queries,
+            with_attributes=args.with_attributes,
+            explain=args.explain,
+            partitioning=args.partitioning,
+            save_partitioning=args.save_partitioning,
+            recall_target=args.recall_target,
+            on_progress=on_progress,
         ):
             _write_result(out, args.format, args.run_name, query_id, matches)
             written += 1
             bar.update(1)
-    print(json.dumps({"queries": written, "out": args.out}), file=sys.stderr)
+    summary: dict[str, object] = {"queries": written, "out": args.out}
+    if args.partitioning or args.save_partitioning:
+        summary["partitioning"] = args.partitioning or args.save_partitioning
+    print(json.dumps(summary), file=sys.stderr)
     return 0
 
 
@@ -272,6 +288,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
                     "points": info.point_count,
                     "tenants": info.tenant_count,
                     "index": info.index,
+                    "partitionings": info.partitionings,
                 }
             )
         )
@@ -359,7 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
         "batch",
         help="run a file of queries, write results",
         description='Run a JSONL file of queries ({"id", "vector" or "row", "k", "tenant", '
-        '"filter"}) through one BatchSearch stream and write JSONL results or a TREC run.',
+        '"filter"}) through one BatchSearch stream and write JSONL results or a TREC run. '
+        "Results are written as the server finishes each chunk; Ctrl-C cancels the batch. A "
+        "recurring workload can save the partitioning learned from one batch and reuse it.",
     )
     batch.add_argument("collection")
     batch.add_argument("queries", help="JSONL file of queries")
@@ -370,6 +389,22 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--run-name", default="vecdb")
     batch.add_argument("--with-attributes", action="store_true")
     batch.add_argument("--explain", action="store_true")
+    batch.add_argument(
+        "--partitioning",
+        metavar="NAME",
+        help="answer through the workload partitioning saved under NAME (see vecdb stats)",
+    )
+    batch.add_argument(
+        "--save-partitioning",
+        metavar="NAME",
+        help="learn a workload partitioning from this batch's predicates, save it under NAME "
+        "for later batches (--partitioning NAME), and answer through it (admin key)",
+    )
+    batch.add_argument(
+        "--recall-target",
+        type=float,
+        help="recall@k a new partitioning is calibrated for (default 0.95)",
+    )
     _connection_options(batch)
     batch.set_defaults(func=cmd_batch)
 

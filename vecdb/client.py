@@ -79,6 +79,8 @@ class CollectionInfo:
     point_count: int
     tenant_count: int
     index: dict[str, object] = field(default_factory=dict)
+    # workload partitionings saved by batch_search(save_partitioning=...), by name
+    partitionings: list[dict[str, object]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,10 @@ def _info(message: pb.CollectionInfo) -> CollectionInfo:
         point_count=message.point_count,
         tenant_count=message.tenant_count,
         index=index,
+        partitionings=[
+            {f.name: getattr(saved, f.name) for f in saved.DESCRIPTOR.fields}
+            for saved in message.partitionings
+        ],
     )
 
 
@@ -482,12 +488,30 @@ class Client:
         with_attributes: bool = False,
         explain: bool = False,
         exact: bool = False,
+        partitioning: str | None = None,
+        save_partitioning: str | None = None,
+        recall_target: float | None = None,
+        on_progress: Callable[[str, float], None] | None = None,
     ) -> Iterator[tuple[str, Matches]]:
-        """Yield (query_id, matches) as the server answers a stream of queries."""
+        """Yield (query_id, matches) as the server answers a stream of queries.
+
+        The server plans the stream as a whole, chunk by chunk, and results arrive as each
+        chunk is done (not in query order). ``partitioning``: answer through the workload
+        partitioning saved under that name. ``save_partitioning``: learn a partitioning from
+        these queries (calibrated for ``recall_target``, default 0.95), save it under that
+        name for later batches, then answer through it; the server reads the whole stream
+        first and reports the build to ``on_progress(stage, fraction)``. Closing the iterator
+        early cancels the call, and the server stops working on it.
+        """
+        options = pb.BatchOptions(
+            partitioning=partitioning or "",
+            save_partitioning=save_partitioning or "",
+            recall_target=recall_target or 0.0,
+        )
 
         def requests() -> Iterator[pb.BatchSearchRequest]:
-            for q in queries:
-                yield pb.BatchSearchRequest(
+            for number, q in enumerate(queries):
+                request = pb.BatchSearchRequest(
                     query_id=q.query_id,
                     query=self._search_request(
                         collection,
@@ -504,15 +528,25 @@ class Client:
                         None,
                     ),
                 )
+                if number == 0:
+                    request.options.CopyFrom(options)
+                yield request
 
+        call = self._stub.BatchSearch(requests(), metadata=self._metadata)
         try:
-            for response in self._stub.BatchSearch(requests(), metadata=self._metadata):
+            for response in call:
+                if response.HasField("progress"):
+                    if on_progress is not None:
+                        on_progress(response.progress.stage, response.progress.fraction)
+                    continue
                 yield (
                     response.query_id,
                     _matches(response.results, response.explain if explain else None),
                 )
         except grpc.RpcError as error:
             raise _translate(error) from None
+        finally:
+            call.cancel()  # a no-op once the call is complete; stops the server when not
 
 
 def _translate(error: grpc.RpcError) -> VecdbError:

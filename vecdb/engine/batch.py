@@ -39,6 +39,7 @@ import heapq
 import json
 import math
 import os
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -50,8 +51,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from vecdb.engine import artefacts, planner
 from vecdb.engine import filters as flt
-from vecdb.engine import planner
 from vecdb.engine.attributes import (
     AttributeTable,
     KeywordColumn,
@@ -59,7 +60,7 @@ from vecdb.engine.attributes import (
     Mask,
     Rows,
 )
-from vecdb.engine.errors import InvalidArgument
+from vecdb.engine.errors import FailedPrecondition, InvalidArgument, NotFound
 from vecdb.engine.filters import Filter
 from vecdb.engine.projection import Projection, fit_pca
 from vecdb.engine.schema import Metric, check_name
@@ -1677,6 +1678,127 @@ def _merge(scores: Scores, rows: Rows, k: int) -> tuple[Scores, Rows]:
     return merge_top_k(scores, rows, k)
 
 
+# --- saved partitionings: a recurring workload reuses its partitioning by name ----------------
+
+PARTITIONINGS_DIR = "partitionings"
+ARTEFACT = "partitioning"
+# partitionings kept loaded between batches (each holds the reduced vectors of every row)
+LOADED_LIMIT = 2
+
+
+@dataclass(frozen=True)
+class SavedPartitioning:
+    """What a saved partitioning is, read from its stamp (without loading its arrays)."""
+
+    name: str
+    leaves: int
+    cells: int
+    covered_rows: int
+    sequence: int
+    reduced_dim: int
+    workload_queries: int
+    measured_recall: float | None
+    build_seconds: float
+    memory_bytes: int
+
+
+_loaded_lock = threading.Lock()
+_loaded: OrderedDict[tuple[str, str], tuple[str, Partitioning]] = OrderedDict()
+
+
+def _partitioning_base(collection: Collection, name: str) -> Path:
+    check_name("partitioning", name)
+    if collection.artefact_dir is None:
+        raise FailedPrecondition(
+            f"collection {collection.name!r} has no data directory: partitionings cannot be saved"
+        )
+    return collection.artefact_dir / PARTITIONINGS_DIR / name
+
+
+def save_partitioning(
+    collection: Collection, name: str, partitioning: Partitioning, *, workload_queries: int
+) -> SavedPartitioning:
+    """Save ``partitioning`` as ``name`` of ``collection`` (replacing one of that name
+    atomically: a reader sees the old or the new one, never a mix); return its description."""
+    partitioning.check_fits(collection)
+    base = _partitioning_base(collection, name)
+    saved = SavedPartitioning(
+        name=name,
+        leaves=partitioning.leaf_count,
+        cells=partitioning.cell_count,
+        covered_rows=partitioning.covered_rows,
+        sequence=partitioning.sequence,
+        reduced_dim=partitioning.reduced_dim,
+        workload_queries=workload_queries,
+        measured_recall=partitioning.measured_recall,
+        build_seconds=partitioning.build_seconds,
+        memory_bytes=partitioning.memory_bytes(),
+    )
+    folder = artefacts.publish(base, ARTEFACT, partitioning.save, vars(saved))
+    with _loaded_lock:
+        _remember((str(base), name), folder.name, partitioning)
+    return saved
+
+
+def _remember(key: tuple[str, str], version: str, partitioning: Partitioning) -> None:
+    _loaded[key] = (version, partitioning)
+    _loaded.move_to_end(key)
+    while len(_loaded) > LOADED_LIMIT:
+        _loaded.popitem(last=False)
+
+
+def load_partitioning(collection: Collection, name: str) -> Partitioning:
+    """Return the partitioning saved as ``name`` of ``collection`` (kept loaded for the next
+    batch until a newer version is saved); raise NotFound naming the saved ones."""
+    base = _partitioning_base(collection, name)
+    found = artefacts.current(base, ARTEFACT)
+    if found is None:
+        known = ", ".join(p.name for p in saved_partitionings(collection)) or "none"
+        raise NotFound(
+            f"collection {collection.name!r} has no partitioning {name!r} (saved: {known})"
+        )
+    folder, _ = found
+    key = (str(base), name)
+    with _loaded_lock:
+        cached = _loaded.get(key)
+        if cached is not None and cached[0] == folder.name:
+            _loaded.move_to_end(key)
+            return cached[1]
+        partitioning = Partitioning.load(folder, collection)
+        _remember(key, folder.name, partitioning)
+        return partitioning
+
+
+def saved_partitionings(collection: Collection) -> list[SavedPartitioning]:
+    """Return the partitionings saved for ``collection``, by name."""
+    if collection.artefact_dir is None:
+        return []
+    root = collection.artefact_dir / PARTITIONINGS_DIR
+    if not root.is_dir():
+        return []
+    out = []
+    for base in sorted(root.iterdir()):
+        found = artefacts.current(base, ARTEFACT) if base.is_dir() else None
+        if found is None:
+            continue
+        stamp = found[1]
+        try:
+            out.append(SavedPartitioning(**stamp))  # type: ignore[arg-type]
+        except TypeError:
+            continue  # written by another version: not listed, not used
+    return out
+
+
+def drop_partitioning(collection: Collection, name: str) -> bool:
+    """Forget the partitioning saved as ``name``; return whether there was one."""
+    base = _partitioning_base(collection, name)
+    existed = artefacts.current(base, ARTEFACT) is not None
+    artefacts.remove(base, ARTEFACT)
+    with _loaded_lock:
+        _loaded.pop((str(base), name), None)
+    return existed
+
+
 # --- running a batch ----------------------------------------------------------------------------
 
 
@@ -1938,8 +2060,13 @@ __all__ = [
     "BatchQuery",
     "BatchSettings",
     "Partitioning",
+    "SavedPartitioning",
     "atoms_of",
+    "drop_partitioning",
+    "load_partitioning",
     "plan_chunks",
     "run_batch",
+    "save_partitioning",
+    "saved_partitionings",
     "workload_key",
 ]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import queue
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -16,10 +17,18 @@ from numpy.typing import NDArray
 
 from vecdb import convert
 from vecdb.engine import Collection, Database, Hits, SearchOptions
-from vecdb.engine.batch import BatchQuery, run_batch
+from vecdb.engine.batch import (
+    BatchQuery,
+    Partitioning,
+    load_partitioning,
+    run_batch,
+    save_partitioning,
+    saved_partitionings,
+)
 from vecdb.engine.collection import PreparedUpsert
 from vecdb.engine.errors import InvalidArgument, VecdbError
 from vecdb.engine.filters import Filter
+from vecdb.engine.schema import check_name
 from vecdb.server import threads
 from vecdb.server.auth import Principal, authenticate
 from vecdb.server.config import ServerConfig
@@ -120,6 +129,20 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
             point_count=len(collection),
             tenant_count=collection.tenant_count(),
             index=pb.IndexInfo(**collection.index_info()),
+            partitionings=[
+                pb.PartitioningInfo(
+                    name=saved.name,
+                    leaves=saved.leaves,
+                    cells=saved.cells,
+                    covered_points=saved.covered_rows,
+                    reduced_dim=saved.reduced_dim,
+                    workload_queries=saved.workload_queries,
+                    measured_recall=saved.measured_recall or 0.0,
+                    build_seconds=saved.build_seconds,
+                    memory_bytes=saved.memory_bytes,
+                )
+                for saved in saved_partitionings(collection)
+            ],
         )
 
     @unary
@@ -345,9 +368,31 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
     ) -> Iterator[pb.BatchSearchResponse]:
         # The stream is planned in chunks: queries that share a tenant and filter are evaluated
         # and scored together (vecdb.engine.batch); each chunk's results stream back as soon as
-        # it is done. Queries with per-query knobs run one by one through the planner.
+        # it is done, and a cancelled call stops between chunks. Queries with per-query knobs
+        # run one by one through the planner. Options come with the first request: answer
+        # through a saved partitioning, or learn one from the whole stream first and save it.
+        stream = iter(requests)
+        first = next(stream, None)
+        if first is None:
+            return
+        options = first.options
+        if options.save_partitioning:
+            principal.require_admin("save partitionings")
+            check_name("partitioning", options.save_partitioning)
+            if options.partitioning:
+                raise InvalidArgument(
+                    "give either partitioning (reuse a saved one) or save_partitioning "
+                    "(learn one from this batch), not both"
+                )
+            if options.recall_target and not 0.0 < options.recall_target <= 1.0:
+                raise InvalidArgument(
+                    f"recall_target {options.recall_target} is not allowed: use (0, 1]"
+                )
+        elif options.recall_target:
+            raise InvalidArgument("recall_target applies only with save_partitioning")
+        partitionings: dict[str, Partitioning | None] = {}
         pending: dict[str, list[tuple[pb.BatchSearchRequest, _ParsedSearch]]] = {}
-        for request in requests:
+        for request in itertools.chain([first], stream):
             try:
                 parsed = self._parse_search(request.query, principal)
             except InvalidArgument as error:
@@ -362,25 +407,72 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
                 )
                 yield self._batch_response(request, hits, parsed.collection)
                 continue
-            group = pending.setdefault(parsed.collection.name, [])
+            name = parsed.collection.name
+            if options.partitioning and name not in partitionings:
+                partitionings[name] = load_partitioning(parsed.collection, options.partitioning)
+            group = pending.setdefault(name, [])
             group.append((request, parsed))
-            if len(group) >= BATCH_CHUNK:
-                yield from self._run_group(pending.pop(parsed.collection.name))
-        for group in pending.values():
-            yield from self._run_group(group)
+            if len(group) >= BATCH_CHUNK and not options.save_partitioning:
+                yield from self._run_group(pending.pop(name), partitionings.get(name))
+        for name, group in pending.items():
+            if options.save_partitioning:
+                partitioning = yield from self._learn_partitioning(group, options)
+                partitionings[name] = partitioning
+            yield from self._run_group(group, partitionings.get(name))
 
-    def _run_group(
-        self, group: list[tuple[pb.BatchSearchRequest, _ParsedSearch]]
-    ) -> Iterator[pb.BatchSearchResponse]:
+    def _learn_partitioning(
+        self,
+        group: list[tuple[pb.BatchSearchRequest, _ParsedSearch]],
+        options: pb.BatchOptions,
+    ) -> Generator[pb.BatchSearchResponse, None, Partitioning]:
+        """Learn a partitioning from a collection's queries and save it, streaming progress;
+        return it."""
         collection = group[0][1].collection
-        by_id = {request.query_id: request for request, _ in group}
-        if len(by_id) != len(group):
+        queries = self._batch_queries(group)
+        updates: queue.Queue[tuple[str, float]] = queue.Queue()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vecdb-partition") as builder:
+            built = builder.submit(
+                Partitioning.build,
+                collection,
+                queries,
+                recall_target=options.recall_target or 0.95,
+                progress=lambda stage, fraction: updates.put((stage, fraction)),
+            )
+            while not built.done() or not updates.empty():
+                try:
+                    stage, fraction = updates.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                yield pb.BatchSearchResponse(
+                    progress=pb.BatchProgress(stage=stage, fraction=fraction)
+                )
+            partitioning = built.result()
+        save_partitioning(
+            collection, options.save_partitioning, partitioning, workload_queries=len(queries)
+        )
+        yield pb.BatchSearchResponse(progress=pb.BatchProgress(stage="saved", fraction=1.0))
+        return partitioning
+
+    @staticmethod
+    def _batch_queries(
+        group: list[tuple[pb.BatchSearchRequest, _ParsedSearch]],
+    ) -> list[BatchQuery]:
+        if len({request.query_id for request, _ in group}) != len(group):
             raise InvalidArgument("query ids within one BatchSearch stream must be unique")
-        queries = [
+        return [
             BatchQuery(request.query_id, parsed.vector, parsed.k, parsed.tenant, parsed.filter)
             for request, parsed in group
         ]
-        for query_id, hits in run_batch(collection, queries):
+
+    def _run_group(
+        self,
+        group: list[tuple[pb.BatchSearchRequest, _ParsedSearch]],
+        partitioning: Partitioning | None = None,
+    ) -> Iterator[pb.BatchSearchResponse]:
+        collection = group[0][1].collection
+        by_id = {request.query_id: request for request, _ in group}
+        queries = self._batch_queries(group)
+        for query_id, hits in run_batch(collection, queries, partitioning=partitioning):
             yield self._batch_response(by_id[query_id], hits, collection)
 
     def _batch_response(

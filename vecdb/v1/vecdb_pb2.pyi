@@ -146,7 +146,7 @@ class IndexInfo(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., reduced_dim: _Optional[int] = ..., code_bits: _Optional[int] = ..., structure: _Optional[str] = ..., graph_degree: _Optional[int] = ..., list_count: _Optional[int] = ..., ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ..., rerank_factor: _Optional[float] = ..., recall_target: _Optional[float] = ..., measured_recall: _Optional[float] = ..., projection: _Optional[str] = ..., indexed_points: _Optional[int] = ..., build_seconds: _Optional[float] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "schema", "point_count", "tenant_count", "index")
+    __slots__ = ("name", "dim", "metric", "schema", "point_count", "tenant_count", "index", "partitionings")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +154,7 @@ class CollectionInfo(_message.Message):
     POINT_COUNT_FIELD_NUMBER: _ClassVar[int]
     TENANT_COUNT_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONINGS_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
@@ -161,7 +162,30 @@ class CollectionInfo(_message.Message):
     point_count: int
     tenant_count: int
     index: IndexInfo
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., schema: _Optional[_Iterable[_Union[AttributeField, _Mapping]]] = ..., point_count: _Optional[int] = ..., tenant_count: _Optional[int] = ..., index: _Optional[_Union[IndexInfo, _Mapping]] = ...) -> None: ...
+    partitionings: _containers.RepeatedCompositeFieldContainer[PartitioningInfo]
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., schema: _Optional[_Iterable[_Union[AttributeField, _Mapping]]] = ..., point_count: _Optional[int] = ..., tenant_count: _Optional[int] = ..., index: _Optional[_Union[IndexInfo, _Mapping]] = ..., partitionings: _Optional[_Iterable[_Union[PartitioningInfo, _Mapping]]] = ...) -> None: ...
+
+class PartitioningInfo(_message.Message):
+    __slots__ = ("name", "leaves", "cells", "covered_points", "reduced_dim", "workload_queries", "measured_recall", "build_seconds", "memory_bytes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LEAVES_FIELD_NUMBER: _ClassVar[int]
+    CELLS_FIELD_NUMBER: _ClassVar[int]
+    COVERED_POINTS_FIELD_NUMBER: _ClassVar[int]
+    REDUCED_DIM_FIELD_NUMBER: _ClassVar[int]
+    WORKLOAD_QUERIES_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_RECALL_FIELD_NUMBER: _ClassVar[int]
+    BUILD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    leaves: int
+    cells: int
+    covered_points: int
+    reduced_dim: int
+    workload_queries: int
+    measured_recall: float
+    build_seconds: float
+    memory_bytes: int
+    def __init__(self, name: _Optional[str] = ..., leaves: _Optional[int] = ..., cells: _Optional[int] = ..., covered_points: _Optional[int] = ..., reduced_dim: _Optional[int] = ..., workload_queries: _Optional[int] = ..., measured_recall: _Optional[float] = ..., build_seconds: _Optional[float] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
     __slots__ = ("name", "dim", "metric", "schema")
@@ -458,23 +482,45 @@ class SearchResponse(_message.Message):
     explain: Explain
     def __init__(self, results: _Optional[_Iterable[_Union[ScoredPoint, _Mapping]]] = ..., explain: _Optional[_Union[Explain, _Mapping]] = ...) -> None: ...
 
+class BatchOptions(_message.Message):
+    __slots__ = ("partitioning", "save_partitioning", "recall_target")
+    PARTITIONING_FIELD_NUMBER: _ClassVar[int]
+    SAVE_PARTITIONING_FIELD_NUMBER: _ClassVar[int]
+    RECALL_TARGET_FIELD_NUMBER: _ClassVar[int]
+    partitioning: str
+    save_partitioning: str
+    recall_target: float
+    def __init__(self, partitioning: _Optional[str] = ..., save_partitioning: _Optional[str] = ..., recall_target: _Optional[float] = ...) -> None: ...
+
 class BatchSearchRequest(_message.Message):
-    __slots__ = ("query_id", "query")
+    __slots__ = ("query_id", "query", "options")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     query: SearchRequest
-    def __init__(self, query_id: _Optional[str] = ..., query: _Optional[_Union[SearchRequest, _Mapping]] = ...) -> None: ...
+    options: BatchOptions
+    def __init__(self, query_id: _Optional[str] = ..., query: _Optional[_Union[SearchRequest, _Mapping]] = ..., options: _Optional[_Union[BatchOptions, _Mapping]] = ...) -> None: ...
+
+class BatchProgress(_message.Message):
+    __slots__ = ("stage", "fraction")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    fraction: float
+    def __init__(self, stage: _Optional[str] = ..., fraction: _Optional[float] = ...) -> None: ...
 
 class BatchSearchResponse(_message.Message):
-    __slots__ = ("query_id", "results", "explain")
+    __slots__ = ("query_id", "results", "explain", "progress")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     results: _containers.RepeatedCompositeFieldContainer[ScoredPoint]
     explain: Explain
-    def __init__(self, query_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[ScoredPoint, _Mapping]]] = ..., explain: _Optional[_Union[Explain, _Mapping]] = ...) -> None: ...
+    progress: BatchProgress
+    def __init__(self, query_id: _Optional[str] = ..., results: _Optional[_Iterable[_Union[ScoredPoint, _Mapping]]] = ..., explain: _Optional[_Union[Explain, _Mapping]] = ..., progress: _Optional[_Union[BatchProgress, _Mapping]] = ...) -> None: ...
 
 class BuildIndexRequest(_message.Message):
     __slots__ = ("collection", "recall_target", "train_queries", "reduced_dim", "code_bits", "structure")

@@ -198,7 +198,8 @@ class VectorServiceServicer:
 
     def BatchSearch(self, request_iterator, context):
         """A stream of queries in, a stream of results out (each tagged with its
-        query_id; results may arrive in any order).
+        query_id; results may arrive in any order, chunk by chunk as they are
+        done; cancelling the call stops the work).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
