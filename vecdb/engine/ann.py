@@ -102,15 +102,16 @@ TIMING_REPEATS = 2
 # spread evenly an exponent of 1 keeps nprobe as tuned, but the k nearest of a fraction s of the
 # rows are about the k/s nearest of all of them, a wider region that needs more probes; 0 covers
 # as many matching rows as the unfiltered search covers rows. Measured on the 1M generated set
-# (384-d, IVF4096, PQ128x4fs, tuned nprobe 64, 100 queries, attributes correlated with the
-# vectors), recall@10 after rerank reached 0.957 at s = 0.5 with a factor 0.7 of the mean
-# coverage, 0.961 at s = 0.1 with 0.2 and 0.964 at s = 0.01 with 0.05, so s ** 0.5 sufficed
-# there; on seeded clustered data (20k rows, 256 lists, nprobe 8, a 5% filter of two clusters
-# plus scattered rows) 0.5 gave 0.91 and 0.3 gave 0.96 against 0.97 unfiltered. 0.3 holds on
-# both; with fast-scan codes the extra lists cost little.
+# (384-d, IVF4096, PQ128x4fs, tuned nprobe 64 for recall 0.958, 100 queries, attributes
+# correlated with the vectors), recall@10 with 0.5 was 0.995 at s = 0.01 (712 lists probed),
+# 0.987 at s = 0.1 (502 lists); 0.4 gave 1.000 and 0.992 for a third more lists, 0.3 1.000 and
+# 0.995 for 80% more. On seeded clustered data where a fifth of the matching rows are scattered
+# (20k rows, 256 lists, nprobe 8, unfiltered recall 0.97, a 5% filter) 0.5 gave 0.91, 0.35 0.95,
+# and the tuned nprobe with a selector alone 0.50.
 FILTER_COVERAGE_EXPONENT = planner.FILTER_COVERAGE_EXPONENT
-# Matching rows sampled per list when counting them (beyond this a strided sample suffices).
-FILTER_COUNT_SAMPLE_PER_LIST = 8
+# Rows sampled per list when counting a filter's matches per list: matching rows when the
+# caller has them as rows, else rows of the mask (beyond this a strided sample suffices).
+FILTER_COUNT_SAMPLE_PER_LIST = 16
 
 _FILES = ("meta.json", "projection.npz", "structure.faiss")
 
@@ -642,11 +643,13 @@ class AnnIndex:
             matching = len(rows)
         else:
             matching = int(np.count_nonzero(mask))
-        # a strided sample counts the matches per list well enough once there are many
-        stride = max(1, matching // (FILTER_COUNT_SAMPLE_PER_LIST * lists))
+        # a strided sample counts the matches per list well enough once there are many; from a
+        # mask, the sample is of rows (matching or not) so it touches a bounded part of it
         if rows is not None:
+            stride = max(1, matching // (FILTER_COUNT_SAMPLE_PER_LIST * lists))
             sampled = list_of_row[rows[::stride]]
         else:
+            stride = max(1, self.covered_rows // (FILTER_COUNT_SAMPLE_PER_LIST * lists))
             sampled = list_of_row[::stride][mask[::stride]]
         counts = np.bincount(sampled, minlength=lists) * stride
         # a sample may miss a list's few matches: then every non-empty list stays a candidate

@@ -713,7 +713,7 @@ class Collection:
             tenant_index = None if options.exact else self.tenant_index
             if index is None or plan.name == planner.EXACT:
                 if selected is not None:
-                    scores, rows = top_k(self._internal_scores(matrix, selected, n), selected, k)
+                    scores, rows = top_k(self._row_scores(matrix, selected), selected, k)
                 else:
                     scores, rows = self._exact(matrix, k, mask, n)
                 scored = matching
@@ -1088,6 +1088,31 @@ class Collection:
         )
         return negated
 
+    def _row_scores(self, queries: Vectors, rows: Rows) -> NDArray[np.float32]:
+        """Return (m, len(rows)) higher-is-better scores of a few gathered live rows."""
+        cols = self._cols
+        block = cols.vectors[rows]
+        dots: NDArray[np.float32]
+        if queries.shape[0] == 1:  # a matrix-vector product
+            dots = (block @ queries[0])[None, :]
+        else:
+            dots = np.ascontiguousarray((block @ queries.T).T)
+        if self.metric is Metric.IP:
+            return dots
+        norms = cols.norms[rows]
+        if self.metric is Metric.COSINE:
+            query_norms = np.sqrt(np.einsum("ij,ij->i", queries, queries, dtype=np.float64))
+            scale = (1.0 / query_norms).astype(np.float32)[:, None]
+            cosine: NDArray[np.float32] = (dots / norms[None, :] * scale).astype(
+                np.float32, copy=False
+            )
+            return cosine
+        query_sq = np.einsum("ij,ij->i", queries, queries)[:, None]
+        negated: NDArray[np.float32] = (2.0 * dots - query_sq - (norms * norms)[None, :]).astype(
+            np.float32
+        )
+        return negated
+
     def _report(self, internal: NDArray[np.float32], query: Vectors) -> NDArray[np.float32]:
         if self.metric is Metric.L2:
             return np.maximum(-internal, 0.0).astype(np.float32)
@@ -1119,23 +1144,26 @@ def top_k(scores: NDArray[np.float32], rows: Rows, k: int) -> tuple[NDArray[np.f
     out_rows = np.full((m, k), -1, dtype=np.int64)
     if width == 0:
         return out_scores, out_rows
+    line = np.arange(m)[:, None]
     if width < count:
         part = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+        picked = scores[line, part]
         # argpartition picks arbitrarily among scores tied with the k-th: redo those queries so
         # ties always go to the lowest row (top-k is then a prefix of top-(k+1))
-        kth = np.take_along_axis(scores, part, axis=1).min(axis=1)
+        kth = picked.min(axis=1)
         tied = np.count_nonzero(scores >= kth[:, None], axis=1) > width
         for q in np.flatnonzero(tied & np.isfinite(kth)):
             candidates = np.flatnonzero(scores[q] >= kth[q])
             order = np.lexsort((rows[candidates], -scores[q, candidates]))
             part[q] = candidates[order[:width]]
+            picked[q] = scores[q, part[q]]
     else:
         part = np.broadcast_to(np.arange(count), (m, count))
-    picked = np.take_along_axis(scores, part, axis=1)
+        picked = scores
     # order by score, then by row for deterministic ties
-    order = np.lexsort((np.take(rows, part), -picked), axis=1)
-    best = np.take_along_axis(part, order, axis=1)
-    best_scores = np.take_along_axis(scores, best, axis=1)
+    order = np.lexsort((rows[part], -picked), axis=1)
+    best = part[line, order]
+    best_scores = picked[line, order]
     finite = np.isfinite(best_scores)
     out_scores[:, :width] = np.where(finite, best_scores, -np.inf)
     out_rows[:, :width] = np.where(finite, rows[best], -1)

@@ -19,8 +19,10 @@ measurement on a 2-core x86-64 machine, one thread (numpy + faiss 1.15, 1M 384-d
 
 - exact: gathering a matching row and scoring it cost 0.9-2.6 ns per row-dim (100 to 100k rows;
   more once the gathered rows leave the caches); 1.5 is used;
-- IVF scan: 4-bit fast-scan PQ codes (d' = 128) cost about 2.4 ns per scanned code, i.e. 0.019 ns
-  per code-dim; 8-bit scalar codes (d' = 96) 14 ns per code, 0.15 ns per code-dim;
+- IVF scan: 4-bit fast-scan PQ codes (d' = 128) cost 15-18 ns per code scanned within a
+  filtered search probing 64-700 lists of about 350 codes (the work per list included; a scan of
+  mostly empty lists alone measured 2.4 ns), i.e. 0.12 ns per code-dim; 8-bit scalar codes
+  (d' = 96) 14 ns per code, 0.15 ns per code-dim;
 - counting the matching rows per list (``bincount`` of their list ids): 3-4.5 ns per row counted;
 - rerank: gathering and scoring a candidate from 1M rows, with the top-k and merge around it,
   about 1.1 µs per candidate at d = 384 (3 ns per dim) in the whole search (an isolated gather
@@ -48,7 +50,7 @@ PLANS = (EXACT, INDEX_SELECTOR, INDEX_POSTFILTER)
 # seconds, measured as the module docstring says
 EXACT_PER_ROW_DIM = 1.5e-9
 EXACT_FIXED = 50e-6
-FAST_SCAN_PER_CODE_DIM = 0.019e-9
+FAST_SCAN_PER_CODE_DIM = 0.12e-9
 SCALAR_CODE_PER_CODE_DIM = 0.15e-9
 COUNT_PER_ROW = 4.0e-9
 RERANK_PER_DIM = 3.0e-9
@@ -58,7 +60,7 @@ SELECTOR_FIXED = 800e-6
 POSTFILTER_OVERFETCH = 1.5
 # a filtered IVF search covers its unfiltered coverage * selectivity ** this many matching rows
 # (measured: see vecdb.engine.ann)
-FILTER_COVERAGE_EXPONENT = 0.3
+FILTER_COVERAGE_EXPONENT = 0.5
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ def estimate(matching: int, k: int, dim: int, shape: IndexShape) -> dict[str, fl
         # matching rows to cover; with matches spread evenly, the codes scanned to reach them
         wanted = max(coverage * selectivity**FILTER_COVERAGE_EXPONENT, k * shape.rerank_factor)
         scanned = min(rows, wanted / selectivity)
-        counted = min(matching, 8 * shape.lists)
+        counted = min(matching, 16 * shape.lists)
         selector = (
             INDEX_FIXED + SELECTOR_FIXED + scanned * per_code + counted * COUNT_PER_ROW + rerank
         )
