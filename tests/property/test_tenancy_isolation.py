@@ -159,6 +159,12 @@ def test_no_update_sequence_breaks_isolation(
                 reachable = mine if mask is None else mine[mask[mine]]
                 expected = min(5, len(reachable))
                 assert (np.count_nonzero(rows >= 0, axis=1) == expected).all()
+                # the single-query path reads the tenant's packed lists, remade after each write
+                _, one = index.search(
+                    QUERIES[0], 5, tenant, vectors=VECTORS, allowed=mask, candidates=budget
+                )
+                assert np.isin(one[one >= 0], reachable).all(), "single query: a foreign row"
+                assert np.count_nonzero(one >= 0) == expected
 
 
 @given(

@@ -18,16 +18,19 @@ name reaches, so a later grant finds their codes.
 
 Search
 ------
-A query for tenant *t* walks only *t*'s sub-tree, level by level and best first: the children of
-the current beam that hold *t*'s rows are scored against the query (one small matrix product per
-level); children that are shortlists join a pool, the most promising internal ones (enough to
-cover ``beam_widening`` times the scan budget) form the next beam. The best shortlists of the pool
-are taken until ``candidates`` rows are covered, their codes are concatenated and scored with one
-matrix product, the best few (``k * 2`` for a few hundred codes, up to ``k * rerank_factor``) are
-re-scored exactly with the full-precision vectors (one faiss call that gathers, scores and keeps
-the best ``k``), and the best ``k`` come back. A tenant with no more rows than the budget is
-scanned whole, without descending. Only rows from *t*'s shortlists can ever be returned, and an
-``allowed`` mask is applied before ranking, so a filter is exact.
+A query for tenant *t* ranks only *t*'s shortlists. Each tenant's shortlists are kept packed end
+to end (rows and codes in one array each, remade by the first search after a write; the lists are
+views of it, so nothing is stored twice), with the tree node of each list. While the tree is small
+(up to 4,096 nodes: fanout 16, depth 2) one matrix product scores every node against the query
+and the tenant's lists are ranked by their node's score; deeper trees are walked level by level,
+best first, through the nodes that hold *t*'s rows (a beam covering ``beam_widening`` times the
+budget). The best lists are taken until ``candidates`` rows are covered, their codes are gathered
+(a few slices, or one index array for many lists) and scored with one matrix product, the best
+few (``k * 2`` for a few hundred codes, up to ``k * rerank_factor``) are re-scored exactly with
+the full-precision vectors (one faiss call that gathers, scores and keeps the best ``k``), and the
+best ``k`` come back. A tenant with no more rows than the budget is one contiguous scan. Only rows
+from *t*'s shortlists can ever be returned, and an ``allowed`` mask is applied before ranking, so
+a filter is exact.
 
 Updates
 -------
@@ -38,19 +41,21 @@ an internal node whose count falls to ``shortlist_cap // 2`` (the gap avoids spl
 merges its sub-tree back into one shortlist, and a node a tenant has left has count 0 for it. No
 rebuild is ever needed for correctness; a rebuild only re-trains the tree on the current data.
 
-Defaults, chosen by measurement on the SciFact-like generated set of ``benchmarks/synthetic.py``
-(200k points, 100 and 1,000 Zipf-sized tenants; ``benchmarks/tenants.py`` measures them):
+Defaults, chosen by measurement with ``benchmarks/tenants.py`` (the SciFact-like generated set
+of ``benchmarks/synthetic.py``, 1M points, 100 and 1,000 Zipf-sized tenants, recall@10 per
+tenant-size bucket):
 
-* ``fanout`` 16 and the smallest ``depth`` whose leaves hold at most 4,096 rows (1M rows: 2).
-  Walking a level costs a dozen array operations whatever its width, so few wide levels beat
-  many narrow ones here;
-* ``shortlist_cap`` 512: caps of 256 cut large tenants into more selective lists (better recall
-  per scanned row) but cost more per list visited; 1,024 lost recall on mid-sized tenants;
+* ``fanout`` 16 and the smallest ``depth`` whose leaves hold at most 4,096 rows (1M rows: 2);
+* ``shortlist_cap`` 128: small lists let a query pick the few cells near it, and packed storage
+  makes many lists as cheap to scan as few. With a cap of 512 a tenant of 3,000 rows had 16 lists
+  and needed 2,048 scanned codes for the recall that 1,024 codes give with a cap of 128;
 * ``reduced_dim`` 96, int8 codes: about 100 bytes a row (110 with 10% of rows shared by several
   tenants). 48 float32 dimensions cost twice that and lost up to 12 points of recall@10 on
   large tenants at the same rerank depth; 96 dimensions matched full precision;
-* a scan budget of ``max(2,048, 10% of the tenant's rows)`` codes: on this data a tenant's top 10
-  spreads over many k-means cells, and 3% scans gave recall@10 ~0.88 on 45k-row tenants;
+* a scan budget of ``max(1,024, 7% of the tenant's rows)`` codes: the smallest tried whose
+  recall@10 stayed at least 0.96 in every bucket (768 codes or 5% fell to 0.95-0.96 in the
+  large or medium bucket of 100 tenants; on this data a tenant's top 10 spreads over many
+  k-means cells);
 * ``rerank_factor`` 6: 60 exact re-scores from ~2,000 scanned codes on, fewer below (20 suffice
   for a few hundred).
 """
@@ -75,6 +80,8 @@ Rows = NDArray[np.int64]
 Mask = NDArray[np.bool_]
 Progress = Callable[[str, float], None]
 _kernels: Any = faiss  # faiss's SWIG functions carry no types
+# the same functions without faiss's Python wrappers (one call less per use on the query path)
+_swig: Any = getattr(faiss, "_swigfaiss", faiss)
 
 METRICS = ("cosine", "ip", "l2")
 UNOWNED = 0  # holder id of the rows no tenant can see; no tenant name maps to it
@@ -85,8 +92,16 @@ _MAX_BEAM = 64  # internal nodes kept per level and query
 # a row this close to length 1 counts as unit length (normalised float32 rows are within 2e-7),
 # so cosine = ip / |q| to float32 precision
 _UNIT_TOLERANCE = 1e-6
-# up to this many rows, re-scoring them all exactly is cheaper than ranking their codes first
+# up to this many rows, re-scoring them all exactly is cheaper than ranking their codes first;
+# more when the full-precision matrix is small enough to stay in the processor's cache (SciFact's
+# 5k x 384 floats: 400-row tenants answered 5% faster exactly), where a row costs no memory trip
 _DIRECT_ROWS = 64
+_DIRECT_ROWS_CACHED = 384
+_CACHED_MATRIX_BYTES = 16 << 20
+# up to this many shortlists are gathered slice by slice, more with one index array
+_SLICED_LISTS = 12
+# trees with up to this many nodes rank a tenant's lists directly, deeper ones walk level by level
+_FLAT_NODES = 4_096
 
 
 @dataclass(frozen=True)
@@ -98,8 +113,8 @@ class TenancyConfig:
     shortlist_cap: int
     reduced_dim: int
     rerank_factor: float = 6.0
-    min_candidates: int = 2_048
-    candidate_fraction: float = 0.10
+    min_candidates: int = 1_024
+    candidate_fraction: float = 0.07
     beam_widening: float = 3.0
 
     @property
@@ -109,7 +124,9 @@ class TenancyConfig:
 
     def candidates_for(self, tenant_rows: int) -> int:
         """Return the default number of codes a query scans for a tenant of this size."""
-        return max(self.min_candidates, math.ceil(self.candidate_fraction * tenant_rows))
+        # rounded first: 0.07 * 100_000 is 7000.000000000001 in floating point
+        share = round(self.candidate_fraction * tenant_rows, 6)
+        return max(self.min_candidates, math.ceil(share))
 
 
 def default_config(
@@ -131,7 +148,7 @@ def default_config(
             depth += 1
     if depth < 0:
         raise ValueError(f"depth {depth} is not allowed: use 0 or more")
-    shortlist_cap = 512 if shortlist_cap is None else shortlist_cap
+    shortlist_cap = 128 if shortlist_cap is None else shortlist_cap
     if shortlist_cap < 2:
         raise ValueError(f"shortlist_cap {shortlist_cap} is not allowed: use at least 2")
     reduced_dim = min(dim, 96) if reduced_dim is None else min(dim, reduced_dim)
@@ -211,10 +228,62 @@ class _Level:
         return int(self.count.nbytes + self.slot.nbytes)
 
 
+class _Packed:
+    """A holder's shortlists laid end to end: one rows array, one codes array, a range per list.
+
+    Built by the first search after a write; the shortlists then become views of these arrays
+    (so the codes are held once). A small tenant's whole sub-tree is one contiguous scan, and any
+    choice of shortlists is gathered with a few slices or one index array. Per list it also keeps
+    the tree node holding it, so one query ranks all of a tenant's lists with one gather.
+    """
+
+    __slots__ = ("by_slot", "codes", "nodes", "rows", "sizes", "slots", "starts")
+
+    def __init__(
+        self,
+        rows: Rows,
+        codes: Codes,
+        starts: Rows,
+        sizes: Rows,
+        nodes: Rows,
+        slots: NDArray[np.int32],
+    ) -> None:
+        self.rows = rows
+        self.codes = codes
+        self.starts = starts  # per list: where its rows begin
+        self.sizes = sizes
+        self.nodes = nodes  # per list: its node, numbered level by level from the root (0)
+        self.slots = slots  # per list: its slot in the holder
+        self.by_slot = np.full(int(slots.max()) + 1 if len(slots) else 0, -1, np.int64)
+        self.by_slot[slots] = np.arange(len(slots))  # per slot: its list (-1: a free slot)
+
+    def gather(self, lists: Rows) -> tuple[Rows, Vectors]:
+        """Return the rows and the codes (as float32) of the given lists, one after the other."""
+        if len(lists) > _SLICED_LISTS:  # many lists: one index array beats a slice per list
+            sizes = self.sizes[lists]
+            ends = np.cumsum(sizes)
+            positions = np.repeat(self.starts[lists] - ends + sizes, sizes)
+            positions += np.arange(int(ends[-1]))
+            return self.rows[positions], self.codes[positions].astype(np.float32)
+        starts = self.starts[lists].tolist()
+        ends = (self.starts[lists] + self.sizes[lists]).tolist()
+        if len(starts) == 1:
+            rows = self.rows[starts[0] : ends[0]]
+            return rows, self.codes[starts[0] : ends[0]].astype(np.float32)
+        # a few slices, copied and converted in one pass: cheaper than an index-array gather
+        spans = [slice(start, end) for start, end in zip(starts, ends, strict=True)]
+        rows = np.concatenate([self.rows[span] for span in spans])
+        return rows, np.concatenate([self.codes[span] for span in spans], dtype=np.float32)
+
+    def nbytes(self) -> int:
+        arrays = (self.starts, self.sizes, self.nodes, self.slots, self.by_slot)
+        return sum(int(array.nbytes) for array in arrays) + 80
+
+
 class _Holder:
     """A tenant's sub-tree: per-level counts and shortlist slots, and the shortlists themselves."""
 
-    __slots__ = ("_slots", "free", "levels", "lists", "size")
+    __slots__ = ("_slots", "free", "levels", "lists", "packed", "size")
 
     def __init__(self) -> None:
         self.levels: list[_Level] = [_Level(1)]
@@ -222,6 +291,40 @@ class _Holder:
         self.free: list[int] = []
         self.size = 0
         self._slots: NDArray[np.int32] | None = None
+        self.packed: _Packed | None = None  # None: a write happened since the last pack
+
+    def pack(self, width: int, fanout: int) -> _Packed:
+        """Return the shortlists laid end to end (made again only after a write).
+
+        The shortlists become views of the packed arrays. A search may call this while other
+        searches run: each gets a complete, self-consistent layout of the same contents.
+        """
+        packed = self.packed
+        if packed is not None:
+            return packed
+        level_slots: list[NDArray[np.int32]] = []
+        level_nodes: list[Rows] = []
+        first_node = 0  # the number of the level's first node
+        for depth, level in enumerate(self.levels):
+            nodes = np.flatnonzero(level.slot >= 0)
+            level_slots.append(level.slot[nodes])
+            level_nodes.append(nodes + first_node)
+            first_node += fanout**depth
+        slots = np.concatenate(level_slots)
+        live = [self.get(slot) for slot in slots.tolist()]
+        sizes = np.fromiter((s.size for s in live), np.int64, len(live))
+        starts = np.cumsum(sizes) - sizes
+        if live:
+            rows = np.concatenate([s.live_rows() for s in live])
+            codes = np.concatenate([s.live_codes() for s in live])
+        else:
+            rows, codes = np.zeros(0, np.int64), np.zeros((0, width), np.int8)
+        for shortlist, start in zip(live, starts.tolist(), strict=True):
+            end = start + shortlist.size
+            shortlist.rows, shortlist.codes = rows[start:end], codes[start:end]
+        packed = _Packed(rows, codes, starts, sizes, np.concatenate(level_nodes), slots)
+        self.packed = packed
+        return packed
 
     def level(self, depth: int, fanout: int) -> _Level:
         while len(self.levels) <= depth:
@@ -230,6 +333,7 @@ class _Holder:
 
     def add_list(self, shortlist: _Shortlist) -> int:
         self._slots = None
+        self.packed = None
         if self.free:
             slot = self.free.pop()
             self.lists[slot] = shortlist
@@ -243,6 +347,7 @@ class _Holder:
         self.lists[slot] = None
         self.free.append(slot)
         self._slots = None
+        self.packed = None
         return shortlist
 
     def get(self, slot: int) -> _Shortlist:
@@ -262,7 +367,8 @@ class _Holder:
 
     def nbytes(self) -> int:
         lists = sum(s.nbytes() for s in self.lists if s is not None)
-        return lists + sum(lv.nbytes() for lv in self.levels) + 8 * len(self.lists) + 120
+        packed = 0 if self.packed is None else self.packed.nbytes()
+        return lists + packed + sum(lv.nbytes() for lv in self.levels) + 8 * len(self.lists) + 120
 
 
 class TenantIndex:
@@ -299,6 +405,20 @@ class TenantIndex:
         # value = low + (code + 128) * step; ranking needs only step (the rest is a constant)
         self._code_low = np.asarray(code_low, np.float32)
         self._code_step = np.asarray(code_step, np.float32)
+        reduced = config.reduced_dim
+        # every node of the tree, level by level: a query scores them all with one product
+        # (centroid . (z - mean) + bias = centroid . z + offset) when the tree is small enough
+        nodes = np.vstack(centroids).astype(np.float32)
+        self._node_matrix = np.ascontiguousarray(nodes[:, :reduced])
+        self._node_offset = (
+            np.zeros(len(nodes), np.float32)
+            if metric == "ip"
+            else (nodes[:, reduced] - self._node_matrix @ self._mean_code).astype(np.float32)
+        )
+        self._nodes = nodes
+        self._flat_select = len(nodes) <= _FLAT_NODES
+        # cosine and ip: codes rank like (query @ projection * step) . code
+        self._scan_projection = np.ascontiguousarray(self._projection * self._code_step[:reduced])
         # gather, score and keep the best k of a row subset, in one faiss call
         self._kernel = (
             _kernels.knn_L2sqr_by_idx if metric == "l2" else _kernels.knn_inner_products_by_idx
@@ -595,7 +715,12 @@ class TenantIndex:
             mask = np.asarray(allowed, dtype=np.bool_).reshape(-1)
             if len(mask) < self._row_end:  # rows past the mask's end are not allowed
                 mask = np.concatenate([mask, np.zeros(self._row_end - len(mask), np.bool_)])
-        budget = self.config.candidates_for(holder.size) if candidates is None else candidates
+        if candidates is not None:
+            budget = candidates
+        elif holder.size <= self.config.min_candidates:  # the whole sub-tree
+            budget = holder.size
+        else:
+            budget = self.config.candidates_for(holder.size)
         if budget < 1:
             raise ValueError(f"candidates {budget} is not allowed: use at least 1")
         # the rerank runs in faiss (gather, score and select in one call) when it can read the
@@ -605,10 +730,10 @@ class TenantIndex:
         if m == 1:  # the online case, without batch bookkeeping
             wider = budget
             scores, rows = self._search_one(matrix, k, holder, full, mask, wider, fast)
-            while rows[-1] < 0 and wider < holder.size:
+            while wider < holder.size and rows[0, -1] < 0:
                 wider = holder.size if wider * 8 >= holder.size else wider * 8
                 scores, rows = self._search_one(matrix, k, holder, full, mask, wider, fast)
-            return scores[None, :], rows[None, :]
+            return scores, rows
         out_scores = np.empty((m, k), np.float32)
         out_rows = np.empty((m, k), np.int64)
         for start in range(0, m, _QUERY_CHUNK):
@@ -645,57 +770,88 @@ class TenantIndex:
         budget: int,
         fast: bool,
     ) -> tuple[Vectors, Rows]:
-        """Return (k,) final scores and rows for one (1, d) query, padded as :meth:`search` says.
+        """Return (1, k) final scores and rows for one (1, d) query, padded as :meth:`search` says.
 
         The same steps as :meth:`_search_chunk`, with as few array operations as possible: for
         small tenants their fixed cost is most of the query's time.
         """
+        packed = holder.packed or holder.pack(self._code_width, self.config.fanout)
+        vector = query[0]
+        ptr = _swig.swig_ptr
+        query_norm = max(math.sqrt(_swig.fvec_norm_L2sqr(ptr(vector), self.dim)), 1e-30)
         projected: Vectors | None = None
-        if budget >= holder.size:
-            slots = holder.slots()
+        codes: Vectors | None = None
+        if budget >= holder.size:  # the whole sub-tree: one contiguous block
+            rows = packed.rows
         else:
-            projected = query[0] @ self._projection
-            slots = self._select_one(holder, self._node_probe(query[0], projected), budget)
-        picked = [holder.get(slot) for slot in slots.tolist()] if len(slots) > 1 else None
-        if picked is None:
-            picked = [holder.get(int(slots[0]))]
-            rows = picked[0].live_rows()
-        else:
-            rows = _rows_of(picked)
-        rerank = self._rerank_depth(k, len(rows))
-        if allowed is not None or len(rows) > max(rerank, _DIRECT_ROWS):
-            codes = _codes_as_floats(picked)
-            if projected is None:
-                projected = query[0] @ self._projection
+            projected = vector @ self._projection
+            lists = self._choose_lists(holder, packed, vector, projected, query_norm, budget)
+            rows, codes = packed.gather(lists)
+        count = len(rows)
+        # the more codes compete, the deeper the true top k can sit in the reduced ranking
+        rerank = max(k, math.ceil(k * min(self.config.rerank_factor, 2.0 + count / 512)))
+        direct = _DIRECT_ROWS if vectors.nbytes > _CACHED_MATRIX_BYTES else _DIRECT_ROWS_CACHED
+        if allowed is not None or count > max(rerank, direct):
             if self.metric == "l2":
-                projected = np.append(projected - self._mean_code, np.float32(1))
-            approx = codes @ (projected * self._code_step)
+                if projected is None:
+                    projected = vector @ self._projection
+                probe = np.append(projected - self._mean_code, np.float32(1)) * self._code_step
+            elif projected is None:
+                probe = vector @ self._scan_projection
+            else:
+                probe = projected * self._code_step
+            if codes is None:
+                codes = packed.codes.astype(np.float32)
+            approx = codes @ probe
             if allowed is not None:
                 approx[~allowed[rows]] = -np.inf
-            if len(rows) > rerank:
-                best = np.argpartition(approx, len(rows) - rerank)[len(rows) - rerank :]
+            if count > rerank:
+                best = approx.argpartition(count - rerank)[count - rerank :]
                 rows = rows[best]
                 if allowed is not None:
                     approx = approx[best]
             if allowed is not None:
                 rows = rows[approx > -np.inf]
+            count = len(rows)
         if not fast:
             scores, found = _top_k(self._exact(query, rows[None, :], vectors), rows[None, :], k)
-            external, found = self._external(scores, found)
-            return external[0], found[0]
-        values = np.empty(k, np.float32)
-        found = np.empty(k, np.int64)
-        ptr = _kernels.swig_ptr
-        rows = np.ascontiguousarray(rows)
-        self._kernel(
-            ptr(query), ptr(vectors), ptr(rows), self.dim, 1, len(vectors), len(rows), k,
-            ptr(values), ptr(found), len(rows),
+            return self._external(scores, found)
+        values = np.empty((1, k), np.float32)
+        found = np.empty((1, k), np.int64)
+        if not rows.flags.c_contiguous:
+            rows = np.ascontiguousarray(rows)
+        kernel = _swig.knn_L2sqr_by_idx if self.metric == "l2" else _swig.knn_inner_products_by_idx
+        kernel(
+            ptr(query), ptr(vectors), ptr(rows), self.dim, 1, len(vectors), count, k,
+            ptr(values), ptr(found), count,
         )  # fmt: skip
-        if found[k - 1] < 0:  # faiss pads with -+FLT_MAX: make it the documented -+inf
-            values[found < 0] = np.inf if self.metric == "l2" else -np.inf
+        if count < k:  # faiss pads with -+FLT_MAX: make it the documented -+inf
+            values[0, count:] = np.inf if self.metric == "l2" else -np.inf
         if self.metric == "cosine":  # fast: every row has unit length
-            values /= max(math.sqrt(float(query[0] @ query[0])), 1e-30)
+            np.multiply(values, np.float32(1 / query_norm), out=values)
         return values, found
+
+    def _choose_lists(
+        self,
+        holder: _Holder,
+        packed: _Packed,
+        query: Vectors,
+        projected: Vectors,
+        query_norm: float,
+        budget: int,
+    ) -> Rows:
+        """Return the packed lists one query scans: the best ranked until they cover the budget."""
+        if not self._flat_select:
+            slots = self._select_one(holder, self._node_probe(query, projected), budget)
+            chosen: Rows = packed.by_slot[slots]
+            return chosen
+        if self.metric == "cosine":
+            projected = projected / np.float32(query_norm)
+        scores = (self._node_matrix @ projected + self._node_offset)[packed.nodes]
+        order = np.argsort(scores)[::-1]
+        width = int(np.searchsorted(np.cumsum(packed.sizes[order]), budget)) + 1
+        best: Rows = order[:width]
+        return best
 
     def _search_chunk(
         self,
@@ -730,7 +886,8 @@ class TenantIndex:
         rerank = np.maximum(k, np.ceil(k * self._rerank_factors(scanned))).astype(np.int64)
         depth = rerank
         if allowed is None:
-            depth = np.where(scanned <= np.maximum(rerank, _DIRECT_ROWS), scanned, rerank)
+            direct = _DIRECT_ROWS if vectors.nbytes > _CACHED_MATRIX_BYTES else _DIRECT_ROWS_CACHED
+            depth = np.where(scanned <= np.maximum(rerank, direct), scanned, rerank)
         if chosen is None and allowed is None and len(rows) <= depth[0]:
             candidates = np.ascontiguousarray(np.broadcast_to(rows, (m, len(rows))))
         else:
@@ -829,6 +986,14 @@ class TenantIndex:
         if root.slot[0] >= 0:
             size = np.full((m, 1), holder.size, np.int64)
             return np.full((m, 1), root.slot[0], np.int32), np.ones((m, 1), np.bool_), size
+        if self._flat_select:  # as _choose_lists: rank all the tenant's lists at once
+            packed = holder.packed or holder.pack(self._code_width, self.config.fanout)
+            scores = (node_probe @ self._nodes.T)[:, packed.nodes]
+            order = np.argsort(-scores, axis=1, kind="stable")
+            slots_all = packed.slots[order]
+            sizes_all = packed.sizes[order]
+            before = np.cumsum(sizes_all, axis=1) - sizes_all
+            return slots_all, before < budget, sizes_all
         fanout = self.config.fanout
         reach = self.config.beam_widening * budget
         pool_slots: list[NDArray[np.int32]] = []
@@ -1067,6 +1232,7 @@ class TenantIndex:
     def _add(self, hid: int, rows: Rows, codes: Codes) -> None:
         """Put rows the holder does not hold yet into its sub-tree, splitting full shortlists."""
         holder = self._holders[hid]
+        holder.packed = None  # shortlists grow in place
         fanout, depth_max = self.config.fanout, self.config.depth
         pending = np.arange(len(rows))
         overfull: list[tuple[int, int]] = []
@@ -1132,6 +1298,7 @@ class TenantIndex:
     def _remove(self, hid: int, rows: Rows) -> tuple[Rows, Codes]:
         """Take rows the holder holds out of its sub-tree; return them and their codes."""
         holder = self._holders[hid]
+        holder.packed = None  # shortlists shrink in place
         depths, nodes = self._frontier(holder, rows)
         removed_rows: list[Rows] = []
         removed_codes: list[Codes] = []
