@@ -109,6 +109,9 @@ TIMING_REPEATS = 2
 # (20k rows, 256 lists, nprobe 8, unfiltered recall 0.97, a 5% filter) 0.5 gave 0.91, 0.35 0.95,
 # and the tuned nprobe with a selector alone 0.50.
 FILTER_COVERAGE_EXPONENT = planner.FILTER_COVERAGE_EXPONENT
+# Up to this share of the rows matching, a mask is turned into rows so the matches per list are
+# counted exactly and lists holding few of them can be replaced by exact scores of those rows.
+FILTER_ROWS_MAX_SHARE = 0.25
 # Rows sampled per list when counting a filter's matches per list: matching rows when the
 # caller has them as rows, else rows of the mask (beyond this a strided sample suffices).
 FILTER_COUNT_SAMPLE_PER_LIST = 16
@@ -643,6 +646,8 @@ class AnnIndex:
             matching = len(rows)
         else:
             matching = int(np.count_nonzero(mask))
+            if matching <= self.covered_rows * FILTER_ROWS_MAX_SHARE:
+                rows = np.flatnonzero(mask[: self.covered_rows]).astype(np.int64)
         # a strided sample counts the matches per list well enough once there are many; from a
         # mask, the sample is of rows (matching or not) so it touches a bounded part of it
         if rows is not None:
@@ -687,9 +692,18 @@ class AnnIndex:
         covered = np.cumsum(counts[probe_order], axis=1)
         probes = np.minimum((covered < wanted[:, None]).sum(axis=1) + 1, len(holding))
         width = int(probes.max())
-        assign = np.where(
-            np.arange(width)[None, :] < probes[:, None], probe_order[:, :width], -1
-        ).astype(np.int64)
+        chosen = np.arange(width)[None, :] < probes[:, None]
+        extra: NDArray[np.int64] | None = None
+        if rows is not None and stride == 1:
+            # a list holding few matches costs more to scan than its matching rows cost to
+            # score exactly: those rows join the rerank instead of the list being scanned
+            scan_cost = sizes * self.projection.reduced_dim * self._code_cost()
+            sparse = (counts > 0) & (counts * self.dim * planner.EXACT_PER_ROW_DIM <= scan_cost)
+            exact_lists = sparse[probe_order[:, :width]] & chosen
+            if exact_lists.any():
+                chosen &= ~exact_lists
+                extra = self._rows_in_lists(rows, list_of_row[rows], probe_order, exact_lists)
+        assign = np.where(chosen, probe_order[:, :width], -1).astype(np.int64)
         coarse = np.ascontiguousarray(np.take_along_axis(distances, probe_order[:, :width], 1))
         params, keep_alive = self._params(width, mask)
         found_distances = np.empty((m, count), dtype=np.float32)
@@ -710,8 +724,38 @@ class AnnIndex:
             stats["lists_probed"] = float(probes.mean())
             scanned = np.where(assign >= 0, sizes[np.maximum(assign, 0)], 0).sum(axis=1)
             stats["codes_scanned"] = float(scanned.mean())
+            stats["rows_scored_exactly"] = 0.0 if extra is None else float((extra >= 0).sum() / m)
         candidates = np.where((found >= 0) & mask[np.maximum(found, 0)], found, -1)
+        if extra is not None:
+            candidates = np.concatenate([candidates, extra], axis=1)
         return self._rerank(queries, candidates, k, vectors)
+
+    def _code_cost(self) -> float:
+        """Return the planner's measured seconds per code-dim of this structure's scan."""
+        if _code_bits(self._structure) <= 4:
+            return planner.FAST_SCAN_PER_CODE_DIM
+        return planner.SCALAR_CODE_PER_CODE_DIM
+
+    @staticmethod
+    def _rows_in_lists(
+        rows: NDArray[np.int64],
+        lists_of_rows: NDArray[np.int32],
+        probe_order: NDArray[np.int64],
+        picked: NDArray[np.bool_],
+    ) -> NDArray[np.int64]:
+        """Return, per query, the ``rows`` lying in its picked lists (padded with -1)."""
+        m = len(picked)
+        lists = int(max(int(probe_order.max()) + 1, int(lists_of_rows.max(initial=0)) + 1))
+        found: list[NDArray[np.int64]] = []
+        for q in range(m):  # per query: one vectorised pass over the matching rows
+            wanted = np.zeros(lists, dtype=np.bool_)
+            wanted[probe_order[q, : picked.shape[1]][picked[q]]] = True
+            found.append(rows[wanted[lists_of_rows]])
+        width = max(1, max(len(f) for f in found))
+        out = np.full((m, width), -1, dtype=np.int64)
+        for q, line in enumerate(found):
+            out[q, : len(line)] = line
+        return out
 
     def _rerank(
         self,

@@ -743,8 +743,9 @@ class Collection:
                     plan = planner.Plan(
                         plan.name,
                         plan.selectivity,
-                        f"{plan.reason}; probed {stats['lists_probed']:.0f} lists, "
-                        f"{stats['codes_scanned']:.0f} codes per query",
+                        f"{plan.reason}; per query: probed {stats['lists_probed']:.0f} lists, "
+                        f"scanned {stats['codes_scanned']:.0f} codes, scored "
+                        f"{stats.get('rows_scored_exactly', 0.0):.0f} rows of sparse lists exactly",
                         plan.estimates,
                     )
             explain = Explain(
