@@ -71,11 +71,21 @@ if TYPE_CHECKING:
 Vectors = NDArray[np.float32]
 Scores = NDArray[np.float32]
 KEYWORD_COLUMNS = (KeywordColumn, KeywordListColumn)
-# The planner's cost unit is one multiply-add of a streamed float. A float gathered from
-# scattered rows costs GATHER more; visiting one cell costs CELL_VISIT, shared by the queries
-# visiting it (the fixed overhead of a few numpy calls, measured on the generated sets).
-GATHER = 2.0
-CELL_VISIT = 150_000.0
+# The batch planner prices each filter's plans in seconds per query, in the unit of
+# vecdb.engine.planner (whose estimates price the collection's own plans), with constants measured
+# on the generated 1M set (384-d rows, 128-d reduced codes), one thread, on a shared 2-core
+# x86-64 machine, filters of 3k-200k rows shared by 1, 8 and 32 queries:
+# - a flat scan: scoring an allowed row's reduced code costs 0.045 ns per dim and query (one matrix
+#   product for all the filter's queries); finding, ordering and gathering the code costs about
+#   0.4 µs per row, once per filter; a filter's fixed work (its allowed rows, the cells they lie
+#   in) about 1.3 ms per chunk;
+# - cells: about 1 ns per code dim visited, everything included (products, masks, thresholds),
+#   plus about 20 µs per cell visit, shared by the queries visiting the cell.
+REDUCED_PER_CODE_DIM = 0.045e-9
+GATHER_PER_ROW = 0.4e-6
+FILTER_FIXED = 1.3e-3
+CELL_PER_CODE_DIM = 1.0e-9
+CELL_VISIT = 20e-6
 
 FORMAT_VERSION = 1
 # how a query of a batch was answered
@@ -219,38 +229,27 @@ class _Reader:
         return mask
 
     def index_cost(self, snapshot: _Snapshot) -> Callable[[int, int, int], float] | None:
-        """Return the cost per query (see :data:`GATHER`) of the collection's own plan for
-        ``queries`` queries of ``k`` on a filter matching ``matching`` rows, or None without an
-        index (call inside snapshot)."""
+        """Return the seconds per query of the collection's own plan for ``queries`` queries of
+        ``k`` on a filter matching ``matching`` rows (the planner's estimate, less the work a
+        batch shares between the filter's queries), or None without an index (call inside
+        snapshot)."""
         collection = self.collection
-        index = collection.index
-        if index is None:
+        shape = collection.planner.index
+        if collection.index is None or shape is None:
             return None
-        config = index.config
-        covered = max(min(index.covered_rows, snapshot.rows), 1)
-        reduced = config.reduced_dim or collection.dim
-        if config.structure == "hnsw":
-            scanned = float((config.ef_search or 64) * (config.graph_degree or 32))
-        else:
-            scanned = (config.nprobe or 8) * covered / max(config.list_count or 1, 1)
         live = max(snapshot.live, 1)
 
         def cost(matching: int, k: int, queries: int) -> float:
             plan = planner.choose(
                 matching, live, k, filtered=True, has_index=True, settings=collection.planner
             )
-            if plan.name == planner.EXACT:  # one gather of the rows, one product per query
-                return float(matching * collection.dim) * (1.0 + GATHER / queries)
-            fetch = k
-            walk = scanned * reduced
-            if plan.name == planner.INDEX_POSTFILTER:
-                fetch = math.ceil(k / max(plan.selectivity, 1e-6) * 1.5) + k
-            elif plan.name == planner.INDEX_SELECTOR:
-                walk *= 0.5  # disallowed rows are walked but not scored
-            rerank = (config.rerank_factor or 1) * fetch * collection.dim * (1.0 + GATHER)
-            return walk + rerank
-
-        return cost
+            estimates = plan.estimates or planner.estimate(matching, k, collection.dim, shape)
+            seconds = estimates.get(plan.name, min(estimates.values()))
+            if plan.name == planner.INDEX_SELECTOR:  # the bitmap and the list counts, per filter
+                shared = planner.SELECTOR_FIXED
+                shared += min(matching, 16 * shape.lists) * planner.COUNT_PER_ROW
+                seconds -= shared * (1.0 - 1.0 / queries)
+            return seconds
 
         return cost
 
@@ -829,7 +828,7 @@ class Partitioning:
             for _ in range(6):
                 gap, floor = depth.subset(fitted_on).fit(goal)
                 for factor in factors:
-                    rerank_cost = factor * mean_k * self.dim * (1.0 + GATHER)
+                    rerank_cost = factor * mean_k * self.dim * planner.RERANK_PER_DIM
                     if rerank_cost >= cheapest:
                         break
                     # every sampled filter through the cells (whichever plan it gets later)
@@ -847,7 +846,11 @@ class Partitioning:
                     if recall >= recall_target:
                         cost = rerank_cost
                         if len(approximate):
-                            cost += float(scanned[approximate].mean()) * self.reduced_dim
+                            cost += (
+                                float(scanned[approximate].mean())
+                                * self.reduced_dim
+                                * CELL_PER_CODE_DIM
+                            )
                         if cost < cheapest:
                             cheapest = cost
                             chosen = (
@@ -917,7 +920,7 @@ class Partitioning:
         pair_full: list[NDArray[np.bool_]] = []
         pair_first: list[NDArray[np.bool_]] = []
         approximate: list[tuple[int, NDArray[np.int64]]] = []
-        rerank_cost = float(np.mean(keep)) * self.dim * (1.0 + GATHER)
+        rerank_cost = float(np.mean(keep)) * self.dim * planner.RERANK_PER_DIM
         for mask_id in np.unique(ids).tolist():
             members = np.flatnonzero(ids == mask_id)
             mask = masks[mask_id]
@@ -941,11 +944,13 @@ class Partitioning:
             probe_estimate = np.maximum(
                 close.sum(axis=1), floor / max(density * float(present_rows.mean()), 1e-9)
             )
-            # costs in multiply-adds per query: a flat scan reads every allowed code (gathered,
-            # so dearer per row); cells read the rows they visit, plus a little per cell
+            # seconds per query (see REDUCED_PER_CODE_DIM): a flat scan gathers every allowed
+            # code once and scores it for each query; cells score the rows they visit
             group = len(members)
-            flat_cost = len(allowed) * self.reduced_dim * (1.0 + GATHER / group) + rerank_cost
-            cell_cost = float(np.mean(visit_estimate)) * self.reduced_dim + rerank_cost
+            flat_cost = (FILTER_FIXED + len(allowed) * GATHER_PER_ROW) / group + rerank_cost
+            flat_cost += len(allowed) * self.reduced_dim * REDUCED_PER_CODE_DIM
+            cell_cost = FILTER_FIXED / group + rerank_cost
+            cell_cost += float(np.mean(visit_estimate)) * self.reduced_dim * CELL_PER_CODE_DIM
             cell_cost += float(np.mean(probe_estimate)) * CELL_VISIT / group
             # the collection's own plan for these queries, priced in the same unit
             own_cost = min(cell_cost, flat_cost / max(probe.flat_preference, 1e-9))
