@@ -966,7 +966,8 @@ class Partitioning:
                 positions = self.position_of_row[allowed]
                 positions = np.sort(positions[positions >= 0])  # in storage order: faster reads
                 block = reduced[members] @ self.codes[positions].T
-                block += self.bias[positions]
+                if self.metric is Metric.L2:
+                    block += self.bias[positions]
                 _best_into(block, self.order[positions], members, best_scores, best_rows)
                 scanned[members] = len(positions)
                 plans[members] = FLAT
@@ -1631,15 +1632,49 @@ def _segment_best(
 def _best_into(
     block: Scores, rows: Rows, group: NDArray[np.int64], best_scores: Scores, best_rows: Rows
 ) -> None:
-    """Write each query's best entries of a scored block (one line per query of ``group``)."""
+    """Write each query's best entries of a scored block (one line per query of ``group``).
+
+    Wide lines are cut first at a threshold taken from a strided sample of each line (a few
+    times more entries pass it than are kept), so the selection sorts only those; a line with
+    too few entries above its threshold is selected whole.
+    """
     keep = best_scores.shape[1]
-    if block.shape[1] > keep:
-        top = np.argpartition(-block, keep - 1, axis=1)[:, :keep]
-        best_scores[group] = np.take_along_axis(block, top, axis=1)
-        best_rows[group] = rows[top]
-    else:
-        best_scores[group, : block.shape[1]] = block
-        best_rows[group, : block.shape[1]] = rows[None, :]
+    width = block.shape[1]
+    if width <= keep:
+        best_scores[group, :width] = block
+        best_rows[group, :width] = rows[None, :]
+        return
+    step = width // (8 * keep)
+    if step < 4:
+        _select_into(block, rows, group, best_scores, best_rows)
+        return
+    sample = block[:, ::step]
+    rank = min(sample.shape[1], math.ceil(3 * keep / step) + 1)
+    threshold = np.partition(sample, sample.shape[1] - rank, axis=1)[:, sample.shape[1] - rank]
+    passing = block >= threshold[:, None]
+    short = np.count_nonzero(passing, axis=1) < keep
+    if short.any():
+        _select_into(block[short], rows, group[short], best_scores, best_rows)
+        passing[short] = False
+    line, column = np.nonzero(passing)
+    order = np.lexsort((column, -block[line, column], line))
+    line, column = line[order], column[order]
+    counted = np.bincount(line, minlength=len(group))
+    rank_in_line = np.arange(len(line)) - (np.cumsum(counted) - counted)[line]
+    kept = rank_in_line < keep
+    line, column, rank_in_line = line[kept], column[kept], rank_in_line[kept]
+    best_scores[group[line], rank_in_line] = block[line, column]
+    best_rows[group[line], rank_in_line] = rows[column]
+
+
+def _select_into(
+    block: Scores, rows: Rows, group: NDArray[np.int64], best_scores: Scores, best_rows: Rows
+) -> None:
+    """Write each line's ``best_scores.shape[1]`` best entries (a partial sort of the line)."""
+    keep = best_scores.shape[1]
+    top = np.argpartition(block, block.shape[1] - keep, axis=1)[:, block.shape[1] - keep :]
+    best_scores[group] = np.take_along_axis(block, top, axis=1)
+    best_rows[group] = rows[top]
 
 
 def _rank_cells(

@@ -499,3 +499,29 @@ def test_equal_filters_share_one_key_and_atoms_are_the_required_conjuncts() -> N
     assert atoms_of(first) == [flt.Range("year", gte=2000.0), flt.Equals("color", "red")]
     assert atoms_of(flt.Or((flt.Equals("color", "red"),))) == []
     assert atoms_of(None) == []
+
+
+@pytest.mark.parametrize("width", [3, 40, 400, 20_000])
+def test_best_entries_of_wide_blocks_equal_a_full_sort(width: int) -> None:
+    from vecdb.engine.batch import _best_into
+
+    rng = np.random.default_rng(width)
+    keep, lines = 10, 9
+    block = rng.standard_normal((lines, width)).astype(np.float32)
+    block[0] = np.round(block[0])  # many ties
+    block[1, : width // 2] = -np.inf  # half the line not allowed
+    rows = rng.permutation(10 * width)[:width].astype(np.int64)
+    group = np.arange(lines, dtype=np.int64) * 2  # lines land in every other query
+    best_scores = np.full((2 * lines, keep), -np.inf, np.float32)
+    best_rows = np.full((2 * lines, keep), -1, np.int64)
+    _best_into(block, rows, group, best_scores, best_rows)
+    for line in range(lines):
+        expected = np.sort(block[line])[::-1][:keep]
+        got = best_scores[group[line]]
+        np.testing.assert_array_equal(np.sort(got)[::-1][: len(expected)], expected)
+        found = best_rows[group[line]][: len(expected)]
+        # every returned row carries its own score
+        column_of = {int(r): c for c, r in enumerate(rows)}
+        own = block[line][[column_of[int(r)] for r in found]]
+        np.testing.assert_array_equal(own, got[: len(expected)])
+    assert (best_rows[1::2] == -1).all()  # queries outside the group untouched
