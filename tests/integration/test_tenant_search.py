@@ -44,8 +44,9 @@ def test_tenant_tree_answers_tenant_queries_and_stays_isolated(tmp_path: Path) -
         collection.upsert(ids, vectors, [{"group": i % 4} for i in range(N)], tenants)
         collection.build_index(recall_target=0.9)
         assert collection.tenant_index is not None
-        # small data: lower the exact-scan threshold so tenant queries go through the tree
-        collection.planner = PlannerSettings(exact_rows=20, exact_fraction=0.0)
+        # small data: pin an index plan (the tenant tree takes its place) so tenant queries go
+        # through the tree instead of the exact scan the cost model would pick
+        collection.planner = PlannerSettings(exact_rows=20, force="index+selector")
         for tenant in ("t0", "t2"):
             exact = collection.search(queries, 10, tenant=tenant, options=SearchOptions(exact=True))
             fast = collection.search(queries, 10, tenant=tenant)
@@ -73,7 +74,7 @@ def test_tenant_tree_answers_tenant_queries_and_stays_isolated(tmp_path: Path) -
     with Database(tmp_path / "d") as database:
         collection = database.collection("c")
         assert collection.tenant_index is not None
-        collection.planner = PlannerSettings(exact_rows=20, exact_fraction=0.0)
+        collection.planner = PlannerSettings(exact_rows=20, force="index+selector")
         after = [h.ids for h in collection.search(queries, 10, tenant="t0")]
         allowed = _visible(database, "t0")
         for ids_after in after:
