@@ -427,16 +427,21 @@ class Collection:
         replaced = [self._row_of[i] for i in ids if i in self._row_of]
         if replaced:
             self._tombstone(np.asarray(replaced, dtype=np.int64))
+        # rows are increasing and unique: a contiguous run (every upsert, most loads) is one slice,
+        # a block copy instead of a scatter
+        count = len(rows)
+        first = int(rows[0]) if count else 0
+        run = count > 0 and int(rows[-1]) - first + 1 == count
+        where: slice | Rows = slice(first, first + count) if run else rows
         if vectors is not None:
-            cols.vectors[rows] = vectors
-        cols.norms[rows] = norms
-        cols.alive[rows] = True
+            cols.vectors[where] = vectors
+        cols.norms[where] = norms
+        cols.alive[where] = True
         row_list = rows.tolist()
         self._row_of.update(zip(ids, row_list, strict=True))
-        first = row_list[0] if row_list else 0
-        if row_list and row_list[-1] - first + 1 == len(row_list):  # one contiguous run
-            cols.ids[first : first + len(row_list)] = ids
-            cols.tenants[first : first + len(row_list)] = map(tuple, tenants)
+        if run:
+            cols.ids[first : first + count] = ids
+            cols.tenants[first : first + count] = map(tuple, tenants)
         else:
             for row, point_id, access in zip(row_list, ids, tenants, strict=True):
                 cols.ids[row] = point_id
