@@ -232,3 +232,18 @@ def test_results_stream_before_the_batch_ends_and_cancelling_stops_the_server(
         assert sent[0] == stopped_at  # nothing reads the stream any more
         # and the server goes on serving
         assert len(client.search("live", vectors[0], 3).ids) == 3
+
+
+def test_only_an_admin_key_may_save_a_partitioning(server_factory: Any) -> None:
+    env = {"VECDB_ADMIN_KEYS": "admin-key", "VECDB_TENANT_KEYS": "acme=acme-key"}
+    server = server_factory("keyed-batch", env=env).start()
+    with Client(server.address, api_key="admin-key") as admin:
+        admin.wait_ready()
+        vectors = _load(admin)
+    queries = _queries(vectors, 20)
+    with Client(server.address, api_key="acme-key") as acme:
+        with pytest.raises(vecdb.PermissionDenied, match="save partitionings"):
+            list(acme.batch_search("docs", queries, save_partitioning="mine"))
+        assert len(dict(acme.batch_search("docs", queries))) == 20  # plain batches are fine
+    with Client(server.address, api_key="admin-key") as admin:
+        assert admin.describe_collection("docs").partitionings == []
