@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from vecdb import Client
 from vecdb.engine import Database
@@ -116,6 +117,18 @@ def latencies(
     }
 
 
+def empty_call_p50(client: Client, count: int) -> float:
+    """p50 ms of a gRPC health check on the client's channel: the transport's own round trip."""
+    stub = health_pb2_grpc.HealthStub(client._channel)
+    request = health_pb2.HealthCheckRequest()
+    samples = []
+    for _ in range(count):
+        began = time.perf_counter()
+        stub.Check(request)
+        samples.append(time.perf_counter() - began)
+    return percentiles(samples)[0]
+
+
 def synthetic(n: int, dim: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((n, dim), dtype=np.float32)
@@ -182,6 +195,10 @@ def main() -> None:
                         collection = database.create_collection(name, 384, "cosine")
                         collection.upsert([f"{name}-{i}" for i in range(len(data))], data)
                         client.search(name, queries[0], 10)  # warm the connection
+                        if "empty_call_p50_ms" not in results:
+                            empty = empty_call_p50(client, n_queries)
+                            results["empty_call_p50_ms"] = empty
+                            rows.append(("empty gRPC call (health check) p50 (ms)", f"{empty:.2f}"))
                         measured = latencies(client, database, name, queries, 10)
                         results[name] = measured
                         label = "SciFact 5,183" if name == "scifact" else f"synthetic {n_big:,}"
