@@ -36,8 +36,11 @@ A filtered search keeps the recall the index was tuned for at any selectivity. O
 matching rows are counted per list (one ``bincount`` of their list ids) and each query probes the
 lists holding matches in centroid order, skipping lists without any, until the matching rows
 covered reach what the tuned ``nprobe`` covers for that query unfiltered times
-``selectivity ** FILTER_COVERAGE_EXPONENT`` (see there for the measurement). On HNSW
-``ef_search`` grows by ``selectivity ** -FILTER_COVERAGE_EXPONENT``.
+``selectivity ** exponent``. Each IVF index measures its own exponents at a few selectivities
+(:meth:`AnnIndex.calibrate_filters`: held-out queries under synthetic filters, the cheapest
+exponent whose recall@10 keeps the recall target with a margin), saves them with the index, and
+interpolates between them; ``FILTER_COVERAGE_EXPONENT`` is the default of an index without them.
+On HNSW ``ef_search`` grows by ``selectivity ** -FILTER_COVERAGE_EXPONENT``.
 """
 
 from __future__ import annotations
@@ -109,6 +112,17 @@ TIMING_REPEATS = 2
 # (20k rows, 256 lists, nprobe 8, unfiltered recall 0.97, a 5% filter) 0.5 gave 0.91, 0.35 0.95,
 # and the tuned nprobe with a selector alone 0.50.
 FILTER_COVERAGE_EXPONENT = planner.FILTER_COVERAGE_EXPONENT
+# The exponent an index needs depends on how its data clusters, so each IVF index measures its
+# own (``AnnIndex.calibrate_filters``, at build, or once on load for an index saved without
+# one): held-out queries under synthetic filters of a few selectivities, random and following
+# the lists (whole lists plus a sprinkle of rows from everywhere, as topic-correlated
+# attributes are), the exponent tried from the cheapest down until recall@10 minus
+# TUNE_MARGIN_ERRORS standard errors reaches the index's recall target under every filter.
+FILTER_CALIBRATION_EXPONENTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)
+FILTER_CALIBRATION_SELECTIVITIES = (0.01, 0.1)
+FILTER_CALIBRATION_QUERIES = 200
+# share of a list-following calibration filter's rows drawn from everywhere
+FILTER_CALIBRATION_SCATTER = 0.1
 # Up to this share of the rows matching, a mask is turned into rows so the matches per list are
 # counted exactly and lists holding few of them can be replaced by exact scores of those rows.
 FILTER_ROWS_MAX_SHARE = 0.25
@@ -117,6 +131,8 @@ FILTER_ROWS_MAX_SHARE = 0.25
 FILTER_COUNT_SAMPLE_PER_LIST = 16
 
 _FILES = ("meta.json", "projection.npz", "structure.faiss")
+# written with the index, or later once an index saved without it is calibrated
+FILTER_FILE = "filter.json"
 
 
 @dataclass(frozen=True)
@@ -439,6 +455,7 @@ class AnnIndex:
         measured_recall: float,
         build_seconds: float,
         report: TuningReport | None = None,
+        filter_calibration: dict[str, Any] | None = None,
     ) -> None:
         self.metric: Metric = metric
         self.dim = dim
@@ -448,6 +465,8 @@ class AnnIndex:
         self.measured_recall = measured_recall
         self.build_seconds = build_seconds
         self.report = report
+        # what calibrate_filters measured (None: not calibrated, the default exponent applies)
+        self.filter_calibration = filter_calibration
         self._structure = structure
         self._memory_bytes: int | None = None
         self._plain_params: dict[int, Any] = {}
@@ -480,6 +499,19 @@ class AnnIndex:
         index = builder.run()
         index.build_seconds = time.perf_counter() - started
         return index
+
+    @property
+    def filter_exponents(self) -> tuple[tuple[float, float], ...]:
+        """Return the (selectivity, coverage exponent) points of filtered IVF searches: the
+        calibrated ones, else the default at every selectivity."""
+        if self.filter_calibration is None:
+            return ((1.0, FILTER_COVERAGE_EXPONENT),)
+        return tuple(
+            (float(share), float(power))
+            for share, power in sorted(
+                self.filter_calibration["exponents"].items(), key=lambda item: float(item[0])
+            )
+        )
 
     # ---------------------------------------------------------------- search
 
@@ -636,9 +668,13 @@ class AnnIndex:
         nprobe: int,
         rerank_factor: int,
         stats: dict[str, float] | None,
+        exponent: float | None = None,
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """Probe, per query, the lists holding matching rows in centroid order until enough
-        matching rows are covered; then rerank exactly."""
+        matching rows are covered; then rerank exactly.
+
+        ``exponent`` overrides the index's coverage exponent (calibration tries several).
+        """
         ivf, list_of_row, sizes, centroids = self._ivf_lists()
         lists = len(sizes)
         if rows is not None:
@@ -686,7 +722,12 @@ class AnnIndex:
             tuned = np.broadcast_to(np.arange(lists), (m, lists))
         unfiltered = sizes[tuned].sum(axis=1)
         selectivity = matching / max(self.covered_rows, 1)
-        wanted = np.maximum(unfiltered * selectivity**FILTER_COVERAGE_EXPONENT, count)
+        power = (
+            planner.coverage_exponent(self.filter_exponents, selectivity)
+            if exponent is None
+            else exponent
+        )
+        wanted = np.maximum(unfiltered * selectivity**power, count)
         # only the lists holding matches are probed, nearest first
         probe_order = holding[np.argsort(keyed[:, holding], axis=1)]
         covered = np.cumsum(counts[probe_order], axis=1)
@@ -777,6 +818,169 @@ class AnnIndex:
             out_scores[lo:hi], out_rows[lo:hi] = _top_k(scores, candidates[lo:hi], k, self.metric)
         return out_scores, out_rows
 
+    # ---------------------------------------------------------------- filter calibration
+
+    def calibrate_filters(
+        self,
+        vectors: NDArray[Any],
+        queries: NDArray[np.float32],
+        recall_target: float,
+        *,
+        exclude: NDArray[np.int64] | None = None,
+        alive: NDArray[np.bool_] | None = None,
+        source: str = "",
+        seed: int = 0,
+    ) -> dict[str, Any] | None:
+        """Measure the coverage exponent filtered searches of this IVF need; keep and return it.
+
+        ``queries`` are held out from the build's fit (normalised for cosine); ``exclude`` gives
+        rows of the index the queries were sampled from (kept out of every filter), ``alive``
+        the rows a filter may match. Returns None (nothing changes) for HNSW or too few rows.
+        """
+        if self.config.structure != "ivf" or len(queries) == 0:
+            return None
+        started = time.perf_counter()
+        _, _, sizes, _ = self._ivf_lists()
+        list_of_row = self._list_of_row
+        assert list_of_row is not None
+        rows = self.covered_rows
+        factor = int(self.config.rerank_factor or 1)
+        nprobe = int(self.config.nprobe or 1)
+        k = min(RECALL_K, rows)
+        rng = np.random.default_rng(seed)
+        queries = np.ascontiguousarray(queries[:FILTER_CALIBRATION_QUERIES], dtype=np.float32)
+        m = len(queries)
+        usable = np.ones(rows, np.bool_) if alive is None else alive[:rows].copy()
+        if exclude is not None:
+            usable[exclude[:m]] = False
+        # regions: each list joins the nearest of about sqrt(lists) of the centroids
+        centroids = self._centroids
+        assert centroids is not None
+        anchors = centroids[rng.choice(len(centroids), max(2, math.isqrt(len(centroids))), False)]
+        region_of_list = np.argmax(centroids @ anchors.T, axis=1)
+        if self.metric == "l2":
+            region_of_list = np.argmin(
+                np.einsum("ij,ij->i", anchors, anchors)[None, :] - 2.0 * centroids @ anchors.T,
+                axis=1,
+            )
+        regions = np.bincount(region_of_list, weights=sizes, minlength=len(anchors))
+        masks: dict[str, NDArray[np.bool_]] = {}
+        shares: dict[str, float] = {}
+        for share in FILTER_CALIBRATION_SELECTIVITIES:
+            if share * rows < 4 * k * factor:
+                continue
+            masks[f"random {share:g}"] = (rng.random(rows) < share) & usable
+            # whole lists in a random order up to most of the share, plus rows from everywhere
+            order = rng.permutation(len(sizes))
+            taken = order[: int(np.searchsorted(np.cumsum(sizes[order]), share * rows * 0.9))]
+            in_lists = np.zeros(len(sizes), np.bool_)
+            in_lists[taken] = True
+            scattered = rng.random(rows) < share * FILTER_CALIBRATION_SCATTER
+            masks[f"lists {share:g}"] = (in_lists[list_of_row] | scattered) & usable
+            # whole regions (lists grouped around a few centroids), so that most queries lie
+            # outside the matching region and their neighbours are the scattered rows
+            order = rng.permutation(len(regions))
+            region_sizes = regions[order]
+            taken = order[: int(np.searchsorted(np.cumsum(region_sizes), share * rows * 0.9))]
+            in_regions = np.isin(region_of_list, taken)
+            scattered = rng.random(rows) < share * FILTER_CALIBRATION_SCATTER
+            masks[f"regions {share:g}"] = (in_regions[list_of_row] | scattered) & usable
+            for kind in ("random", "lists", "regions"):
+                shares[f"{kind} {share:g}"] = share
+        if not masks:
+            return None
+        found_truth = self._masked_truth(queries, vectors, list(masks.values()), k)
+        truth = dict(zip(masks, found_truth, strict=True))
+        goal = min(recall_target, self.measured_recall) if self.measured_recall else recall_target
+        tried: dict[str, dict[str, float]] = {}
+        exponents: dict[str, float] = {}
+        passed = True
+        # per selectivity: the largest (cheapest) exponent every filter of it passes with
+        for share in sorted(set(shares.values())):
+            names = [name for name, value in shares.items() if value == share]
+            best: tuple[float, float] | None = None  # (lowest bound over the filters, exponent)
+            chosen: float | None = None
+            for power in FILTER_CALIBRATION_EXPONENTS:
+                lowest = math.inf
+                for name in names:
+                    mask, want = masks[name], truth[name]
+                    allowed = np.flatnonzero(mask).astype(np.int64)
+                    _, found = self._search_ivf_filtered(
+                        queries, k, vectors, mask, allowed, nprobe, factor, None, exponent=power
+                    )
+                    hits = (found[:, :, None] == want[:, None, :]) & (want[:, None, :] >= 0)
+                    per_query = hits.any(axis=1).sum(axis=1) / np.maximum(
+                        1, (want >= 0).sum(axis=1)
+                    )
+                    recall = float(per_query.mean())
+                    error = float(per_query.std() / math.sqrt(m))
+                    tried.setdefault(name, {})[f"{power:g}"] = recall
+                    lowest = min(lowest, recall - TUNE_MARGIN_ERRORS * error)
+                    if lowest < goal:
+                        break  # this exponent fails: no need to measure the other filters
+                if best is None or lowest > best[0]:
+                    best = (lowest, power)
+                if lowest >= goal:
+                    chosen = power
+                    break
+            if chosen is None:
+                assert best is not None
+                chosen, passed = best[1], False  # none passed: the one that came closest
+            exponents[f"{share:g}"] = chosen
+        self.filter_calibration = {
+            "exponents": exponents,
+            "passed": passed,
+            "recall_goal": goal,
+            "queries": m,
+            "source": source,
+            "recall": tried,
+            "seconds": time.perf_counter() - started,
+        }
+        return self.filter_calibration
+
+    def _masked_truth(
+        self,
+        queries: NDArray[np.float32],
+        vectors: NDArray[Any],
+        masks: list[NDArray[np.bool_]],
+        k: int,
+    ) -> list[NDArray[np.int64]]:
+        """Return the exact top ``k`` rows of each query among each mask's rows (one pass)."""
+        m = len(queries)
+        faiss_metric = _faiss_metric(self.metric)
+        best = [
+            (np.full((m, 0), _worst(self.metric), np.float32), np.full((m, 0), -1, np.int64))
+            for _ in masks
+        ]
+        for start, stop in _blocks(self.covered_rows, BLOCK_ROWS):
+            block = np.ascontiguousarray(vectors[start:stop], dtype=np.float32)
+            if self.metric == "cosine":
+                block = _normalise(block)
+            for position, mask in enumerate(masks):
+                picked = np.flatnonzero(mask[start:stop])
+                if len(picked) == 0:
+                    continue
+                scores, found = faiss.knn(
+                    queries, block[picked], min(k, len(picked)), metric=faiss_metric
+                )
+                found = np.where(found >= 0, picked[np.maximum(found, 0)] + start, -1)
+                held_scores, held_rows = best[position]
+                best[position] = _top_k(
+                    np.concatenate([held_scores, scores], axis=1),
+                    np.concatenate([held_rows, found], axis=1),
+                    k,
+                    self.metric,
+                )
+        return [found for _, found in best]
+
+    def save_filter_calibration(self, directory: Path) -> None:
+        """Write the filter calibration into the saved index ``directory`` (fsynced)."""
+        if self.filter_calibration is not None:
+            _fsync_write(
+                Path(directory) / FILTER_FILE,
+                json.dumps(self.filter_calibration, indent=2).encode(),
+            )
+
     # ---------------------------------------------------------------- size, save, load
 
     def memory_bytes(self) -> int:
@@ -820,6 +1024,7 @@ class AnnIndex:
         _fsync_write(
             directory / "structure.faiss", faiss.serialize_index(self._structure).tobytes()
         )
+        self.save_filter_calibration(directory)
 
     @classmethod
     def load(cls, directory: Path) -> AnnIndex:
@@ -847,6 +1052,10 @@ class AnnIndex:
             )
         raw = np.fromfile(directory / "structure.faiss", dtype=np.uint8)
         structure = faiss.deserialize_index(raw)
+        calibration_file = directory / FILTER_FILE
+        calibration = (
+            json.loads(calibration_file.read_text()) if calibration_file.exists() else None
+        )
         return cls(
             metric=meta["metric"],
             dim=int(meta["dim"]),
@@ -856,6 +1065,7 @@ class AnnIndex:
             covered_rows=int(meta["covered_rows"]),
             measured_recall=float(meta["measured_recall"]),
             build_seconds=float(meta["build_seconds"]),
+            filter_calibration=calibration,
         )
 
 
@@ -1304,8 +1514,7 @@ class _Builder:
             rerank_factor=factor,
             index_factory=factory,
         )
-        self._report("done", 1.0)
-        return AnnIndex(
+        index = AnnIndex(
             metric=self.metric,
             dim=self.dim,
             projection=projection,
@@ -1316,6 +1525,19 @@ class _Builder:
             build_seconds=0.0,
             report=report,
         )
+        if kind == "ivf":
+            self._report("filter calibration", 0.0)
+            held = tune.head(FILTER_CALIBRATION_QUERIES)
+            index.calibrate_filters(
+                self.vectors,
+                held.queries,
+                self.target,
+                exclude=held.exclude,
+                source=how,
+                seed=self.seed,
+            )
+        self._report("done", 1.0)
+        return index
 
 
 def _code_bits(structure: Any) -> int:

@@ -673,6 +673,7 @@ class Collection:
             nprobe=config.nprobe or 1,
             ef_search=config.ef_search or 64,
             rerank_factor=config.rerank_factor or 1,
+            filter_exponents=index.filter_exponents,
         )
         self._shape = (index, shape)
         if self.planner.index != shape:
@@ -911,13 +912,46 @@ class Collection:
         index = AnnIndex.load(folder)
         if index.covered_rows > self._next_row:
             return False  # not from this store: ignore rather than serve wrong rows
+        target = stamp.get("recall_target", 0.0)
+        if index.config.structure == "ivf" and index.filter_calibration is None:
+            # saved before indexes calibrated their filtered search: measure once, keep it
+            self._calibrate_filters(
+                index, float(target) if isinstance(target, int | float) else 0.95
+            )
+            index.save_filter_calibration(folder)
         with self._lock.write():
             self.index = index
             self.index_shape()
-            target = stamp.get("recall_target", 0.0)
             self._index_recall_target = float(target) if isinstance(target, int | float) else 0.0
             self._load_tenant_index()
         return True
+
+    def _calibrate_filters(self, index: AnnIndex, recall_target: float) -> None:
+        """Calibrate ``index``'s filtered search on rows it covers, sampled as queries."""
+        from vecdb.engine.ann import FILTER_CALIBRATION_QUERIES
+
+        with self._lock.read():
+            covered = min(index.covered_rows, self._rows)
+            alive = self._cols.alive[:covered].copy()
+            live = np.flatnonzero(alive)
+            rng = np.random.default_rng(0)
+            count = min(FILTER_CALIBRATION_QUERIES, len(live) // 10)
+            picked = np.sort(rng.choice(live, size=count, replace=False)).astype(np.int64)
+            queries = np.asarray(self._cols.vectors[picked], dtype=np.float32)
+            vectors = self._cols.vectors
+        if count == 0:
+            return
+        if self.metric.value == "cosine":
+            norms = np.sqrt(np.einsum("ij,ij->i", queries, queries))
+            queries = queries / np.maximum(norms, np.float32(1e-30))[:, None]
+        index.calibrate_filters(
+            vectors,
+            queries,
+            recall_target or 0.95,
+            exclude=picked,
+            alive=alive,
+            source=f"{count} sampled rows (each kept out of the filters)",
+        )
 
     def index_info(self) -> dict[str, Any]:
         """Return what the index is and what its build chose and measured."""
@@ -941,6 +975,10 @@ class Collection:
             "indexed_points": index.covered_rows,
             "build_seconds": index.build_seconds,
             "memory_bytes": index.memory_bytes(),
+            "filter_coverage_exponents": {
+                f"{share:g}": power for share, power in index.filter_exponents
+            },
+            "filter_calibration": index.filter_calibration,
         }
 
     def _indexed(

@@ -37,6 +37,7 @@ decide between plans whose costs differ several-fold, which is where the choice 
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -59,7 +60,8 @@ SELECTOR_FIXED = 800e-6
 # postfilter over-fetch: this many times the rows expected to hold k matches, plus k
 POSTFILTER_OVERFETCH = 1.5
 # a filtered IVF search covers its unfiltered coverage * selectivity ** this many matching rows
-# (measured: see vecdb.engine.ann)
+# (measured: see vecdb.engine.ann); each IVF index calibrates its own, this is the default for
+# one that has not
 FILTER_COVERAGE_EXPONENT = 0.5
 
 
@@ -76,6 +78,9 @@ class IndexShape:
     nprobe: int
     ef_search: int
     rerank_factor: int
+    # the index's own (calibrated) coverage exponents for filtered IVF searches:
+    # (selectivity, exponent) points, see coverage_exponent
+    filter_exponents: tuple[tuple[float, float], ...] = ((1.0, FILTER_COVERAGE_EXPONENT),)
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,23 @@ class Plan:
     estimates: dict[str, float] | None = None
 
 
+def coverage_exponent(points: tuple[tuple[float, float], ...], selectivity: float) -> float:
+    """Return the coverage exponent at ``selectivity`` from calibrated (selectivity, exponent)
+    points: linear in log selectivity between them, the nearest one's outside their range."""
+    if not points:
+        return FILTER_COVERAGE_EXPONENT
+    ordered = sorted(points)
+    if len(ordered) == 1 or selectivity <= ordered[0][0]:
+        return float(ordered[0][1])
+    if selectivity >= ordered[-1][0]:
+        return float(ordered[-1][1])
+    for (low, low_value), (high, high_value) in itertools.pairwise(ordered):
+        if selectivity <= high:
+            weight = math.log(selectivity / low) / math.log(high / low)
+            return float(low_value + weight * (high_value - low_value))
+    return float(ordered[-1][1])
+
+
 def estimate(matching: int, k: int, dim: int, shape: IndexShape) -> dict[str, float]:
     """Return the estimated seconds per query of each plan for ``matching`` allowed rows."""
     rows = max(shape.rows, 1)
@@ -118,7 +140,8 @@ def estimate(matching: int, k: int, dim: int, shape: IndexShape) -> dict[str, fl
         ) * shape.reduced_dim
         coverage = min(rows, shape.nprobe * rows / max(shape.lists, 1))
         # matching rows to cover; with matches spread evenly, the codes scanned to reach them
-        wanted = max(coverage * selectivity**FILTER_COVERAGE_EXPONENT, k * shape.rerank_factor)
+        power = coverage_exponent(shape.filter_exponents, selectivity)
+        wanted = max(coverage * selectivity**power, k * shape.rerank_factor)
         scanned = min(rows, wanted / selectivity)
         counted = min(matching, 16 * shape.lists)
         selector = (

@@ -128,7 +128,7 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
             schema=convert.schema_to_proto(collection.settings.schema),
             point_count=len(collection),
             tenant_count=collection.tenant_count(),
-            index=pb.IndexInfo(**collection.index_info()),
+            index=_index_info(collection.index_info()),
             partitionings=[
                 pb.PartitioningInfo(
                     name=saved.name,
@@ -530,9 +530,7 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
                     continue
                 yield pb.BuildIndexProgress(stage=stage, fraction=fraction)
             info = built.result()
-        yield pb.BuildIndexProgress(
-            stage="done", fraction=1.0, done=True, index=pb.IndexInfo(**info)
-        )
+        yield pb.BuildIndexProgress(stage="done", fraction=1.0, done=True, index=_index_info(info))
 
 
 def _points_of(
@@ -587,3 +585,9 @@ def _points_of(
         else np.zeros((0, dim), np.float32)
     )
     return ids, vectors, attributes if has_attributes else None, tenants if has_tenants else None
+
+
+def _index_info(info: dict[str, Any]) -> pb.IndexInfo:
+    """Return the index description as the message (fields the message lacks are left out)."""
+    fields = pb.IndexInfo.DESCRIPTOR.fields_by_name
+    return pb.IndexInfo(**{key: value for key, value in info.items() if key in fields})

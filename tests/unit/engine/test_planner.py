@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from vecdb.engine import Database, planner
+from vecdb.engine import Database, ann, planner
 from vecdb.engine import filters as flt
 from vecdb.engine.ann import AnnConfig, AnnIndex, exact_search
 from vecdb.engine.attributes import AttributeTable
@@ -149,6 +151,87 @@ def test_the_selector_plan_through_a_collection_finds_the_exact_neighbours(
     for hits in found:
         assert len(hits.ids) == K
         assert all(int(i[1:]) < 6_000 and picks[int(i[1:])] < 6 for i in hits.ids)
+    database.close()
+
+
+# --- the coverage exponent each IVF index calibrates for itself -----------------------------------
+
+
+def test_the_coverage_exponent_is_interpolated_between_calibrated_selectivities() -> None:
+    points = ((0.01, 0.4), (0.1, 0.8))
+    assert planner.coverage_exponent(points, 0.001) == pytest.approx(0.4)
+    assert planner.coverage_exponent(points, 0.01) == pytest.approx(0.4)
+    assert planner.coverage_exponent(points, 0.0316227766) == pytest.approx(0.6)
+    assert planner.coverage_exponent(points, 0.5) == pytest.approx(0.8)
+    assert planner.coverage_exponent((), 0.5) == planner.FILTER_COVERAGE_EXPONENT
+    # a larger exponent covers fewer matching rows: the selector plan is estimated cheaper
+    cheap = planner.estimate(100_000, K, 384, replace(SHAPE, filter_exponents=((1.0, 0.8),)))
+    dear = planner.estimate(100_000, K, 384, replace(SHAPE, filter_exponents=((1.0, 0.3),)))
+    assert cheap[planner.INDEX_SELECTOR] < dear[planner.INDEX_SELECTOR]
+
+
+def test_the_build_calibrates_the_filtered_search_and_keeps_its_recall(
+    clustered_index: tuple[NDArray[np.float32], NDArray[np.int64], AnnIndex], tmp_path: Path
+) -> None:
+    points, _, index = clustered_index
+    calibration = index.filter_calibration
+    assert calibration is not None and calibration["passed"]
+    assert set(calibration["exponents"]) == {"0.01", "0.1"}
+    for share, power in index.filter_exponents:
+        assert 0.0 < power <= 1.0
+        # the chosen exponent passed every synthetic filter of its selectivity
+        for name, recalls in calibration["recall"].items():
+            if name.endswith(f" {share:g}") and f"{power:g}" in recalls:
+                assert recalls[f"{power:g}"] >= calibration["recall_goal"]
+    # saved with the index, loaded without measuring again
+    index.save(tmp_path)
+    loaded = AnnIndex.load(tmp_path)
+    assert loaded.filter_calibration == json.loads(json.dumps(calibration))
+    assert loaded.filter_exponents == index.filter_exponents
+    data = points[:20_000]
+    rng = np.random.default_rng(1)
+    allowed = rng.random(20_000) < 0.1
+    queries = points[20_000:20_050]
+    np.testing.assert_array_equal(
+        index.search(queries, K, vectors=data, allowed=allowed)[1],
+        loaded.search(queries, K, vectors=data, allowed=allowed)[1],
+    )
+
+
+def test_an_index_saved_without_a_calibration_is_calibrated_once_on_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    points, picks = _clustered(6_000, 16, 24, seed=5)
+    database = Database(tmp_path / "data")
+    docs = database.create_collection("docs", 16, "cosine", {"group": "int"})
+    docs.upsert(
+        [f"p{i}" for i in range(6_000)], points, [{"group": int(g)} for g in picks.tolist()]
+    )
+    info = docs.build_index(
+        recall_target=0.9,
+        config=AnnConfig(reduced_dim=12, structure="ivf", list_count=64, code_bits=8),
+    )
+    assert info["filter_calibration"] is not None
+    # 1% of 6,000 rows is too few to measure: only the 10% filters are calibrated
+    assert set(info["filter_coverage_exponents"]) == {"0.1"}
+    database.close()
+    # an index saved before indexes calibrated themselves: no calibration file
+    (saved,) = (tmp_path / "data").rglob(ann.FILTER_FILE)
+    saved.unlink()
+    database = Database(tmp_path / "data")
+    reopened = database.collection("docs").index_info()
+    assert reopened["filter_calibration"] is not None
+    assert "sampled rows" in reopened["filter_calibration"]["source"]
+    assert saved.exists()
+    database.close()
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("calibrated again on restart")
+
+    monkeypatch.setattr(AnnIndex, "calibrate_filters", fail)
+    database = Database(tmp_path / "data")
+    again = database.collection("docs").index_info()
+    assert again["filter_coverage_exponents"] == reopened["filter_coverage_exponents"]
     database.close()
 
 
