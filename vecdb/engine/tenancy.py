@@ -58,6 +58,13 @@ tenant-size bucket):
   k-means cells);
 * ``rerank_factor`` 6: 60 exact re-scores from ~2,000 scanned codes on, fewer below (20 suffice
   for a few hundred).
+
+The last two are only the defaults of an untuned index: a build measures them per collection
+(:meth:`TenantIndex.tune`). It asks sample tenants of every size third held-out queries (stored
+rows, each left out of its own answer), compares the index's answers with exact numpy search over
+a small grid (minimum codes 512-1,536, 2-10% of the tenant's rows, rerank 4 or 6) and keeps the
+cheapest setting whose recall@10 clears the target by a margin in every third. The choice and
+its measured recall are saved with the index and shown by :meth:`TenantIndex.describe`.
 """
 
 from __future__ import annotations
@@ -66,13 +73,14 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
 import faiss
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 Vectors = NDArray[np.float32]
 Codes = NDArray[np.int8]  # scalar-quantized reduced coordinates, one row per (row, tenant)
@@ -102,6 +110,20 @@ _CACHED_MATRIX_BYTES = 16 << 20
 _SLICED_LISTS = 12
 # trees with up to this many nodes rank a tenant's lists directly, deeper ones walk level by level
 _FLAT_NODES = 4_096
+# the tuner's grid (min codes, share of the tenant's rows, rerank factor) and its cost model: a
+# query costs its scanned codes, plus _RERANK_COST per exact re-score (a full-precision row read
+# at random) and _SELECT_COST when it ranks lists rather than scanning its whole sub-tree
+_TUNE_MINS = (512, 768, 1_024, 1_536)
+_TUNE_FRACTIONS = (0.02, 0.03, 0.05, 0.07, 0.10)
+_TUNE_RERANKS = (4.0, 6.0)
+_TUNE_TENANTS = 8  # sample tenants per size bucket
+_TUNE_QUERIES = 32  # held-out queries per sample tenant
+# stored rows are easier queries than real ones (they sit inside the data's clusters): on the 1M
+# generated set with 100 tenants their recall@10 ran up to 0.026 above the benchmark's queries'
+# in a bucket at small budgets, and close to it elsewhere; the tuner asks for this much more
+_TUNE_MARGIN = 0.015
+_RERANK_COST = 8.0
+_SELECT_COST = 512.0
 
 
 @dataclass(frozen=True)
@@ -434,6 +456,7 @@ class TenantIndex:
         self._row_end = 0  # one past the highest row ever inserted
         self._off_unit = np.zeros(0, np.bool_)  # per row: its length is not 1
         self._non_unit = 0  # live rows whose length is not 1 (cosine: faiss's rerank needs 1)
+        self.tuning: dict[str, Any] | None = None  # how tune() chose the search budget
 
     # --- building ------------------------------------------------------------------------------
 
@@ -451,8 +474,14 @@ class TenantIndex:
         *,
         reduced_dim: int | None = None,
         progress: Progress | None = None,
+        tune: bool = True,
+        recall_target: float = 0.95,
     ) -> TenantIndex:
-        """Return an index over the live rows of ``vectors`` with the given tenant access lists."""
+        """Return an index over the live rows of ``vectors`` with the given tenant access lists.
+
+        With ``tune`` the search budget is then chosen by measurement (:meth:`tune`) so that
+        recall@10 meets ``recall_target`` in every tenant-size bucket of a held-out sample.
+        """
         matrix = _as_matrix(vectors, None)
         n, dim = matrix.shape
         if len(row_tenants) != n:
@@ -489,6 +518,9 @@ class TenantIndex:
         everyone = len(live) == n
         tenants = list(row_tenants) if everyone else [row_tenants[r] for r in live.tolist()]
         index.insert(live, matrix if everyone else matrix[live], tenants, _progress=report)
+        if tune:
+            index.tune(matrix, target=recall_target, seed=seed)
+            report("tuning", 1.0)
         report("done", 1.0)
         return index
 
@@ -524,6 +556,7 @@ class TenantIndex:
             "rows": int(np.count_nonzero(self._first >= 0)),
             "shortlists": int(sum(lists)),
             "memory_bytes": self.memory_bytes(),
+            "tuning": self.tuning,
         }
 
     def check_consistency(self) -> None:
@@ -1099,6 +1132,165 @@ class TenantIndex:
                 scores = 2 * dots - squares - query_squares
         return np.where(valid, scores, -np.inf).astype(np.float32)
 
+    # --- tuning --------------------------------------------------------------------------------
+
+    def tune(
+        self,
+        vectors: object,
+        *,
+        target: float = 0.95,
+        margin: float = _TUNE_MARGIN,
+        k: int = 10,
+        seed: int = 0,
+        tenants_per_bucket: int = _TUNE_TENANTS,
+        queries_per_tenant: int = _TUNE_QUERIES,
+    ) -> dict[str, Any]:
+        """Choose the scan budget and rerank factor by measured recall; return the record.
+
+        Tenants are split by size into thirds (small / medium / large); up to
+        ``tenants_per_bucket`` of each, spread over its sizes, are asked ``queries_per_tenant``
+        held-out queries: stored rows drawn at random from the whole index, each left out of its
+        own answer. Their exact tenant-scoped top ``k`` (numpy) is compared with the index's
+        answers at every setting of a small grid (minimum codes, share of the tenant's rows,
+        rerank factor). The cheapest setting, by expected cost of a query of a tenant drawn
+        uniformly, whose recall@k in every bucket is at least ``target`` plus ``margin`` plus two
+        standard errors is kept in :attr:`config`; if none is, the one with the best such lower bound. The record
+        (setting, per-bucket recall, sample sizes) is :attr:`tuning`, saved with the index.
+        """
+        full = vectors if isinstance(vectors, np.ndarray) else np.asarray(vectors)
+        names = [n for n, h in self._tenant_ids.items() if self._holders[h].size]
+        live = np.flatnonzero(self._first >= 0)
+        if not names or len(live) <= k + 1:
+            return {}
+        sizes = np.asarray([self._holders[self._tenant_ids[n]].size for n in names], np.int64)
+        order = np.lexsort((np.asarray(names), sizes))
+        grid = [
+            (low, share, factor)
+            for low in _TUNE_MINS
+            for share in _TUNE_FRACTIONS
+            for factor in _TUNE_RERANKS
+        ]
+        budgets = np.asarray(
+            [[_budget(int(size), low, share) for size in sizes.tolist()] for low, share, _ in grid]
+        )  # (settings, tenants)
+        depths = np.asarray(
+            [_rerank_cost_depth(budgets[i], k, f) for i, (_, _, f) in enumerate(grid)]
+        )
+        partial = budgets < sizes[None, :]
+        costs = (budgets + _RERANK_COST * depths + _SELECT_COST * partial).mean(axis=1)
+        rng = np.random.default_rng(seed)
+        original = self.config
+        bucket_names = ("small", "medium", "large")
+        # many small searches: one thread each is several times faster than a contended pool
+        threads = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1)
+        limits = threadpool_limits(limits=1, user_api="blas")
+        # per bucket, per setting: the per-query recalls of its sample tenants
+        recalls: list[list[list[NDArray[np.float64]]]] = []
+        sampled: list[int] = []
+        try:
+            for part in np.array_split(order, 3):
+                per_setting: list[list[NDArray[np.float64]]] = [[] for _ in grid]
+                picks = (
+                    np.unique(
+                        part[
+                            np.linspace(0, len(part) - 1, min(len(part), tenants_per_bucket))
+                            .round()
+                            .astype(np.int64)
+                        ]
+                    )
+                    if len(part)
+                    else np.zeros(0, np.int64)
+                )
+                sampled.append(len(picks))
+                for t in picks.tolist():
+                    name = names[t]
+                    query_rows = np.sort(rng.choice(live, size=min(queries_per_tenant, len(live))))
+                    queries = np.ascontiguousarray(full[query_rows], dtype=np.float32)
+                    truth = self._tune_truth(queries, query_rows, self.tenant_rows(name), full, k)
+                    results: dict[tuple[int, float], NDArray[np.float64]] = {}
+                    for i, (_, _, factor) in enumerate(grid):
+                        key = (int(budgets[i, t]), factor)
+                        if key not in results:
+                            self.config = replace(original, rerank_factor=factor)
+                            _, rows = self.search(
+                                queries, k + 1, name, vectors=full, candidates=key[0]
+                            )
+                            results[key] = _recall_without(rows, query_rows, truth, k)
+                        per_setting[i].append(results[key])
+                recalls.append(per_setting)
+        finally:
+            self.config = original
+            limits.restore_original_limits()
+            faiss.omp_set_num_threads(threads)
+        bounds = np.full((len(grid), len(recalls)), np.inf)
+        means = np.full((len(grid), len(recalls)), np.nan)
+        for b, per_setting in enumerate(recalls):
+            for i, parts in enumerate(per_setting):
+                if parts:
+                    values = np.concatenate(parts)
+                    means[i, b] = values.mean()
+                    error = values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+                    bounds[i, b] = means[i, b] - 2.0 * error
+        worst = bounds.min(axis=1)
+        # every setting's (min codes, share, rerank, relative cost, lower bound): for diagnostics
+        self._tune_grid = [
+            (*setting, float(costs[i] / costs.max()), float(worst[i]))
+            for i, setting in enumerate(grid)
+        ]
+        passing = np.flatnonzero(worst >= target + margin)
+        if len(passing):
+            best = int(passing[np.lexsort((-worst[passing], costs[passing]))[0]])
+        else:
+            best = int(np.argmax(worst))
+        low, share, factor = grid[best]
+        self.config = replace(
+            original, min_candidates=low, candidate_fraction=share, rerank_factor=factor
+        )
+        self.tuning = {
+            "min_candidates": low,
+            "candidate_fraction": share,
+            "rerank_factor": factor,
+            "target": target,
+            "margin": f"{margin:g} + two standard errors",
+            "meets_target": bool(len(passing)),
+            "recall_at_10": {
+                bucket_names[b]: round(float(means[best, b]), 4)
+                for b in range(len(recalls))
+                if not np.isnan(means[best, b])
+            },
+            "recall_lower_bound": round(float(worst[best]), 4),
+            "relative_cost": round(float(costs[best] / costs.max()), 4),
+            "sample_tenants": dict(zip(bucket_names, sampled, strict=False)),
+            "queries_per_tenant": queries_per_tenant,
+            "settings_tried": len(grid),
+        }
+        return self.tuning
+
+    def _tune_truth(
+        self, queries: Vectors, query_rows: Rows, rows: Rows, full: NDArray[Any], k: int
+    ) -> Rows:
+        """Return the exact top ``k`` of ``rows`` per query, the query's own row left out."""
+        best_scores = np.full((len(queries), 0), -np.inf, np.float32)
+        best_rows = np.zeros((len(queries), 0), np.int64)
+        prepared = _prepared(queries, self.metric) if self.metric == "cosine" else queries
+        for start in range(0, len(rows), _CHUNK_ROWS):
+            block_rows = rows[start : start + _CHUNK_ROWS]
+            block = np.asarray(full[block_rows], dtype=np.float32)
+            if self.metric == "cosine":
+                block = _prepared(block, "cosine")
+            scores = prepared @ block.T
+            if self.metric == "l2":
+                scores = 2 * scores - np.einsum("nd,nd->n", block, block)[None, :]
+            scores[block_rows[None, :] == query_rows[:, None]] = -np.inf
+            best_scores = np.hstack([best_scores, scores])
+            best_rows = np.hstack([best_rows, np.broadcast_to(block_rows, scores.shape)])
+            if best_scores.shape[1] > k:
+                keep = np.argpartition(-best_scores, k - 1, axis=1)[:, :k]
+                best_scores = np.take_along_axis(best_scores, keep, axis=1)
+                best_rows = np.take_along_axis(best_rows, keep, axis=1)
+        return np.where(np.isfinite(best_scores), best_rows, -1)
+
     # --- persistence ---------------------------------------------------------------------------
 
     def save(self, directory: Path) -> None:
@@ -1151,6 +1343,7 @@ class TenantIndex:
             "dim": self.dim,
             "config": asdict(self.config),
             "tenants": self._tenant_names,
+            "tuning": self.tuning,
         }
         _write_synced(
             directory / "arrays.npz", lambda out: np.savez(out, **cast(dict[str, Any], arrays))
@@ -1207,6 +1400,7 @@ class TenantIndex:
         for i, row in enumerate(arrays["shared_rows"].tolist()):
             index._more[row] = extra[int(starts[i]) : int(starts[i + 1])]
         index._shared[arrays["shared_rows"]] = True
+        index.tuning = meta.get("tuning")
         return index
 
     # --- internals: the tree -------------------------------------------------------------------
@@ -1478,6 +1672,34 @@ class TenantIndex:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _budget(size: int, low: int, share: float) -> int:
+    """Return the codes a query scans for a tenant of ``size`` rows (as :meth:`search` does)."""
+    if size <= low:
+        return size
+    return min(size, max(low, math.ceil(round(share * size, 6))))
+
+
+def _rerank_cost_depth(scanned: Rows, k: int, factor: float) -> NDArray[np.float64]:
+    """Return the exact re-scores of queries scanning ``scanned`` codes (as the search does)."""
+    depth = np.ceil(k * np.minimum(factor, 2.0 + 2.0 * scanned / 1_024))
+    capped: NDArray[np.float64] = np.minimum(np.maximum(k, depth), scanned).astype(np.float64)
+    return capped
+
+
+def _recall_without(found: Rows, query_rows: Rows, truth: Rows, k: int) -> NDArray[np.float64]:
+    """Return per-query recall@k of ``found`` (k + 1 columns) with each query's own row left out."""
+    other = found != query_rows[:, None]
+    first = np.argsort(~other, axis=1, kind="stable")[:, :k]
+    kept = np.where(
+        np.take_along_axis(other, first, axis=1), np.take_along_axis(found, first, 1), -1
+    )
+    valid = truth >= 0
+    hits = (kept[:, :, None] == truth[:, None, :]) & valid[:, None, :] & (kept[:, :, None] >= 0)
+    wanted = np.maximum(valid.sum(axis=1), 1)
+    recall: NDArray[np.float64] = (hits.any(axis=1).sum(axis=1) / wanted).astype(np.float64)
+    return recall
 
 
 def _as_matrix(values: object, dim: int | None) -> Vectors:
