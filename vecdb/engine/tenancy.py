@@ -59,8 +59,10 @@ tenant-size bucket):
 * ``rerank_factor`` 6: 60 exact re-scores from ~2,000 scanned codes on, fewer below (20 suffice
   for a few hundred).
 
-The last two are only the defaults of an untuned index: a build measures them per collection
-(:meth:`TenantIndex.tune`). It asks sample tenants of every size third held-out queries (stored
+These fixed defaults are what a build uses. A build may instead measure them per collection
+(``build(tune=True)``, :meth:`TenantIndex.tune`); that is off by default because on the 1M
+benchmark the tuned budgets ran slower than these defaults at the same recall target (its cost
+model counts codes scanned and underprices choosing the lists to scan). The tuner asks sample tenants of every size third held-out queries (stored
 rows, each left out of its own answer), compares the index's answers with exact numpy search over
 a small grid (minimum codes 512-1,536, 2-10% of the tenant's rows, rerank 4 or 6) and keeps the
 cheapest setting whose recall@10 clears the target by a margin in every third. The choice and
@@ -474,13 +476,14 @@ class TenantIndex:
         *,
         reduced_dim: int | None = None,
         progress: Progress | None = None,
-        tune: bool = True,
+        tune: bool = False,
         recall_target: float = 0.95,
     ) -> TenantIndex:
         """Return an index over the live rows of ``vectors`` with the given tenant access lists.
 
         With ``tune`` the search budget is then chosen by measurement (:meth:`tune`) so that
-        recall@10 meets ``recall_target`` in every tenant-size bucket of a held-out sample.
+        recall@10 meets ``recall_target`` in every tenant-size bucket of a held-out sample; off by
+        default (see the module notes).
         """
         matrix = _as_matrix(vectors, None)
         n, dim = matrix.shape

@@ -43,7 +43,9 @@ def access(rows: int) -> list[tuple[str, ...]]:
 def build(spread: float) -> tuple[TenantIndex, NDArray[np.float32], list[tuple[str, ...]]]:
     vectors = points(ROWS, spread, seed=1)
     rows = access(ROWS)
-    index = TenantIndex.build(vectors, rows, None, metric="cosine", fanout=8, depth=2, seed=0)
+    index = TenantIndex.build(
+        vectors, rows, None, metric="cosine", fanout=8, depth=2, seed=0, tune=True
+    )
     return index, vectors, rows
 
 
