@@ -264,7 +264,7 @@ class _Reader:
         """Return what ``Collection.search`` returns for ``queries`` when its candidate mask is
         ``mask`` (None: every live row), without evaluating the filter again: the collection's
         own planner, exact scan and index (call inside snapshot)."""
-        from vecdb.engine.collection import Explain, Hits, SearchOptions
+        from vecdb.engine.collection import Explain, SearchOptions
 
         collection = self.collection
         index = collection.index
@@ -290,18 +290,7 @@ class _Reader:
             candidates_scored=scored,
             detail=plan.reason,
         )
-        hits = []
-        for q in range(len(queries)):
-            found = rows[q][rows[q] >= 0]
-            hits.append(
-                Hits(
-                    rows=found,
-                    ids=self.ids(found),
-                    scores=_report(snapshot.metric, scores[q][rows[q] >= 0]),
-                    explain=explain,
-                )
-            )
-        return hits
+        return collection._hits(scores, rows, explain)
 
     def ids(self, rows: Rows) -> list[str]:
         """Return the point ids of ``rows`` (call inside snapshot)."""
@@ -383,13 +372,6 @@ def _candidate_scores(snapshot: _Snapshot, queries: Vectors, candidates: Rows) -
         norms = snapshot.norms[safe]
         scores = (2.0 * dots - query_sq - norms * norms).astype(np.float32)
     return np.where(valid, scores, -np.inf).astype(np.float32)
-
-
-def _report(metric: Metric, internal: Scores) -> Scores:
-    """Scores as a search reports them (l2: squared distance)."""
-    if metric is Metric.L2:
-        return np.maximum(-internal, 0.0).astype(np.float32)
-    return internal.astype(np.float32)
 
 
 def _prepare_rows(metric: Metric, vectors: Vectors) -> Vectors:
@@ -2008,7 +1990,7 @@ def _chunk_through_partitioning(
     """Answer a chunk: one mask per distinct filter, then per filter the cheapest of an exact
     scan, the partitioning's cells, or (for filters the partitioning does not fit) the
     collection's own planner, all the filter's queries at once."""
-    from vecdb.engine.collection import Explain, Hits
+    from vecdb.engine.collection import Explain, Hits, report_scores
 
     ks = np.asarray([q.k for q in queries], dtype=np.int64)
     probe = _Probe(
@@ -2057,7 +2039,7 @@ def _chunk_through_partitioning(
             hits = Hits(
                 rows=found,
                 ids=reader.ids(found),
-                scores=_report(snap.metric, scores[i, : query.k][valid]),
+                scores=report_scores(snap.metric, scores[i, : query.k][valid]),
                 explain=Explain(
                     plan=PLAN_NAMES[plan],
                     estimated_selectivity=matching / live,

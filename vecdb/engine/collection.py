@@ -761,20 +761,7 @@ class Collection:
                 candidates_scored=scored,
                 detail=plan.reason,
             )
-            ids = self._cols.ids
-            hits = []
-            for q in range(matrix.shape[0]):
-                valid = rows[q] >= 0
-                found_rows = rows[q][valid]
-                hits.append(
-                    Hits(
-                        rows=found_rows,
-                        ids=[ids[r] or "" for r in found_rows.tolist()],
-                        scores=self._report(scores[q][valid], matrix[q]),
-                        explain=explain,
-                    )
-                )
-        return hits
+            return self._hits(scores, rows, explain)
 
     # --- the approximate index -----------------------------------------------------------------
 
@@ -1157,10 +1144,25 @@ class Collection:
         )
         return negated
 
-    def _report(self, internal: NDArray[np.float32], query: Vectors) -> NDArray[np.float32]:
-        if self.metric is Metric.L2:
-            return np.maximum(-internal, 0.0).astype(np.float32)
-        return internal.astype(np.float32)
+    def _hits(self, scores: NDArray[np.float32], rows: Rows, explain: Explain | None) -> list[Hits]:
+        """Per query row, the found rows (-1 padding dropped), their ids and reported scores.
+
+        Call under the read lock (ids are read from the columns).
+        """
+        ids = self._cols.ids
+        hits = []
+        for q in range(len(rows)):
+            valid = rows[q] >= 0
+            found = rows[q][valid]
+            hits.append(
+                Hits(
+                    rows=found,
+                    ids=[ids[r] or "" for r in found.tolist()],
+                    scores=report_scores(self.metric, scores[q][valid]),
+                    explain=explain,
+                )
+            )
+        return hits
 
     def _exact(
         self, queries: Vectors, k: int, mask: Mask | None, n: int
@@ -1178,6 +1180,13 @@ class Collection:
         rows = np.flatnonzero(mask).astype(np.int64)
         scores = self._internal_scores(queries, rows, n)
         return top_k(scores, rows, k)
+
+
+def report_scores(metric: Metric, internal: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Internal (higher-is-better) scores as a search reports them (l2: squared distance)."""
+    if metric is Metric.L2:
+        return np.maximum(-internal, 0.0).astype(np.float32)
+    return internal.astype(np.float32)
 
 
 def top_k(scores: NDArray[np.float32], rows: Rows, k: int) -> tuple[NDArray[np.float32], Rows]:
