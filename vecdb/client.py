@@ -112,12 +112,15 @@ def _info(message: pb.CollectionInfo) -> CollectionInfo:
 
 
 def _matches(results: Sequence[pb.ScoredPoint], explain: pb.Explain | None) -> Matches:
-    attributes = [convert.attributes_from_proto(r.attributes) for r in results]
+    # every search response goes through here: no per-result work for fields that are absent
+    attributes = None
+    if any(len(r.attributes) for r in results):
+        attributes = [convert.attributes_from_proto(r.attributes) for r in results]
     has_vectors = bool(results) and len(results[0].vector) > 0
     return Matches(
         ids=[r.id for r in results],
-        scores=np.fromiter((r.score for r in results), dtype=np.float32, count=len(results)),
-        attributes=attributes if any(attributes) else None,
+        scores=np.array([r.score for r in results], dtype=np.float32),
+        attributes=attributes,
         vectors=np.array([r.vector for r in results], dtype=np.float32) if has_vectors else None,
         explain=Explain(
             plan=explain.plan,

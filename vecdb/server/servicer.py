@@ -287,7 +287,8 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
     # --- search ------------------------------------------------------------------------------
 
     def _search(self, request: pb.SearchRequest, principal: Principal) -> tuple[Hits, Collection]:
-        parsed = self._parse_search(request, principal)
+        # Collection.search checks the vector itself (same message): no second check here
+        parsed = self._parse_search(request, principal, check_vector=False)
         (hits,) = parsed.collection.search(
             parsed.vector,
             parsed.k,
@@ -297,7 +298,9 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
         )
         return hits, parsed.collection
 
-    def _parse_search(self, request: pb.SearchRequest, principal: Principal) -> _ParsedSearch:
+    def _parse_search(
+        self, request: pb.SearchRequest, principal: Principal, *, check_vector: bool = True
+    ) -> _ParsedSearch:
         collection = self.database.collection(request.collection)
         if request.k < 1 or request.k > self.config.max_k:
             raise InvalidArgument(f"k {request.k} is not allowed: use 1..{self.config.max_k}")
@@ -322,23 +325,23 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
             nprobe=params.nprobe or None,
             rerank_factor=params.rerank_factor or None,
         )
-        collection.check_vectors(vector, what="query vector")
+        if check_vector:
+            collection.check_vectors(vector, what="query vector")
         return _ParsedSearch(collection, vector, request.k, tenant, search_filter, options)
 
-    def _results(
-        self, request: pb.SearchRequest, hits: Hits, collection: Collection
-    ) -> list[pb.ScoredPoint]:
-        results = [
-            pb.ScoredPoint(id=i, score=s)
-            for i, s in zip(hits.ids, hits.scores.tolist(), strict=True)
-        ]
+    def _fill_results(
+        self, request: pb.SearchRequest, hits: Hits, collection: Collection, out: Any
+    ) -> None:
+        """Append the hits to a response's ``results`` field (built in place: no copies)."""
+        add = out.add
+        for point_id, score in zip(hits.ids, hits.scores.tolist(), strict=True):
+            add(id=point_id, score=score)
         if request.with_attributes:
-            for result, values in zip(results, collection.attributes_of(hits.rows), strict=True):
+            for result, values in zip(out, collection.attributes_of(hits.rows), strict=True):
                 convert.attributes_to_proto(values, result.attributes)
         if request.with_vectors:
-            for result, vector in zip(results, collection.vectors_of(hits.rows), strict=True):
+            for result, vector in zip(out, collection.vectors_of(hits.rows), strict=True):
                 result.vector.extend(vector.tolist())
-        return results
 
     @staticmethod
     def _explain(request: pb.SearchRequest, hits: Hits) -> pb.Explain | None:
@@ -356,10 +359,9 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
     @unary
     def Search(self, request: pb.SearchRequest, principal: Principal) -> pb.SearchResponse:
         hits, collection = self._search(request, principal)
-        return pb.SearchResponse(
-            results=self._results(request, hits, collection),
-            explain=self._explain(request, hits),
-        )
+        response = pb.SearchResponse(explain=self._explain(request, hits))
+        self._fill_results(request, hits, collection, response.results)
+        return response
 
     @streaming
     @on_all_cores
@@ -478,11 +480,11 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
     def _batch_response(
         self, request: pb.BatchSearchRequest, hits: Hits, collection: Collection
     ) -> pb.BatchSearchResponse:
-        return pb.BatchSearchResponse(
-            query_id=request.query_id,
-            results=self._results(request.query, hits, collection),
-            explain=self._explain(request.query, hits),
+        response = pb.BatchSearchResponse(
+            query_id=request.query_id, explain=self._explain(request.query, hits)
         )
+        self._fill_results(request.query, hits, collection, response.results)
+        return response
 
     @streaming
     @on_all_cores
