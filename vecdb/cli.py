@@ -242,6 +242,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_drop_partitioning(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.drop_partitioning(args.collection, args.name)
+    print(json.dumps({"collection": args.collection, "dropped_partitioning": args.name}))
+    return 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     train = np.load(args.train_queries) if args.train_queries else None
     with _client(args) as client, _progress(100, "%", f"build {args.collection}") as bar:
@@ -407,6 +414,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _connection_options(batch)
     batch.set_defaults(func=cmd_batch)
+
+    drop_partitioning = commands.add_parser(
+        "drop-partitioning",
+        help="delete a saved workload partitioning",
+        description="Delete the workload partitioning a batch saved under NAME "
+        "(vecdb batch --save-partitioning NAME; vecdb stats lists them). Needs an admin key.",
+    )
+    drop_partitioning.add_argument("collection")
+    drop_partitioning.add_argument("name")
+    _connection_options(drop_partitioning)
+    drop_partitioning.set_defaults(func=cmd_drop_partitioning)
 
     build = commands.add_parser(
         "build",

@@ -344,6 +344,11 @@ class Client:
         response = self._call(self._stub.DropTenant, request)
         return response.revoked, response.deleted
 
+    def drop_partitioning(self, collection: str, name: str) -> None:
+        """Delete a workload partitioning saved by a batch (NotFound if there is none)."""
+        request = pb.DropPartitioningRequest(collection=collection, name=name)
+        self._call(self._stub.DropPartitioning, request)
+
     # --- index -------------------------------------------------------------------------------
 
     def build_index(

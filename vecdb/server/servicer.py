@@ -20,13 +20,14 @@ from vecdb.engine import Collection, Database, Hits, SearchOptions
 from vecdb.engine.batch import (
     BatchQuery,
     Partitioning,
+    drop_partitioning,
     load_partitioning,
     run_batch,
     save_partitioning,
     saved_partitionings,
 )
 from vecdb.engine.collection import PreparedUpsert
-from vecdb.engine.errors import InvalidArgument, VecdbError
+from vecdb.engine.errors import InvalidArgument, NotFound, VecdbError
 from vecdb.engine.filters import Filter
 from vecdb.engine.schema import check_name
 from vecdb.server import threads
@@ -485,6 +486,21 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
         )
         self._fill_results(request.query, hits, collection, response.results)
         return response
+
+    @unary
+    def DropPartitioning(
+        self, request: pb.DropPartitioningRequest, principal: Principal
+    ) -> pb.DropPartitioningResponse:
+        principal.require_admin("drop partitionings")
+        collection = self.database.collection(request.collection)
+        check_name("partitioning", request.name)
+        if not drop_partitioning(collection, request.name):
+            known = ", ".join(p.name for p in saved_partitionings(collection)) or "none"
+            raise NotFound(
+                f"collection {collection.name!r} has no partitioning {request.name!r} "
+                f"(saved: {known})"
+            )
+        return pb.DropPartitioningResponse()
 
     @streaming
     @on_all_cores

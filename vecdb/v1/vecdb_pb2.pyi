@@ -492,6 +492,18 @@ class BatchOptions(_message.Message):
     recall_target: float
     def __init__(self, partitioning: _Optional[str] = ..., save_partitioning: _Optional[str] = ..., recall_target: _Optional[float] = ...) -> None: ...
 
+class DropPartitioningRequest(_message.Message):
+    __slots__ = ("collection", "name")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    name: str
+    def __init__(self, collection: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class DropPartitioningResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class BatchSearchRequest(_message.Message):
     __slots__ = ("query_id", "query", "options")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]

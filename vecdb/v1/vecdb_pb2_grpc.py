@@ -104,6 +104,11 @@ class VectorServiceStub:
                 request_serializer=vecdb_dot_v1_dot_vecdb__pb2.BatchSearchRequest.SerializeToString,
                 response_deserializer=vecdb_dot_v1_dot_vecdb__pb2.BatchSearchResponse.FromString,
                 _registered_method=True)
+        self.DropPartitioning = channel.unary_unary(
+                '/vecdb.v1.VectorService/DropPartitioning',
+                request_serializer=vecdb_dot_v1_dot_vecdb__pb2.DropPartitioningRequest.SerializeToString,
+                response_deserializer=vecdb_dot_v1_dot_vecdb__pb2.DropPartitioningResponse.FromString,
+                _registered_method=True)
         self.BuildIndex = channel.unary_stream(
                 '/vecdb.v1.VectorService/BuildIndex',
                 request_serializer=vecdb_dot_v1_dot_vecdb__pb2.BuildIndexRequest.SerializeToString,
@@ -205,6 +210,14 @@ class VectorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DropPartitioning(self, request, context):
+        """Deletes a workload partitioning saved by BatchSearch; NOT_FOUND if there
+        is none of that name. Needs an admin key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def BuildIndex(self, request, context):
         """Trains the approximate index of a collection; streams progress.
         """
@@ -284,6 +297,11 @@ def add_VectorServiceServicer_to_server(servicer, server):
                     servicer.BatchSearch,
                     request_deserializer=vecdb_dot_v1_dot_vecdb__pb2.BatchSearchRequest.FromString,
                     response_serializer=vecdb_dot_v1_dot_vecdb__pb2.BatchSearchResponse.SerializeToString,
+            ),
+            'DropPartitioning': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropPartitioning,
+                    request_deserializer=vecdb_dot_v1_dot_vecdb__pb2.DropPartitioningRequest.FromString,
+                    response_serializer=vecdb_dot_v1_dot_vecdb__pb2.DropPartitioningResponse.SerializeToString,
             ),
             'BuildIndex': grpc.unary_stream_rpc_method_handler(
                     servicer.BuildIndex,
@@ -669,6 +687,33 @@ class VectorService:
             '/vecdb.v1.VectorService/BatchSearch',
             vecdb_dot_v1_dot_vecdb__pb2.BatchSearchRequest.SerializeToString,
             vecdb_dot_v1_dot_vecdb__pb2.BatchSearchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropPartitioning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vecdb.v1.VectorService/DropPartitioning',
+            vecdb_dot_v1_dot_vecdb__pb2.DropPartitioningRequest.SerializeToString,
+            vecdb_dot_v1_dot_vecdb__pb2.DropPartitioningResponse.FromString,
             options,
             channel_credentials,
             insecure,
