@@ -237,14 +237,27 @@ class NumericColumn(Column):
         if bounds is None:
             return np.zeros(_size(n), dtype=np.bool_)
         values = cast("NDArray[np.float64]", _at(self.values, n))
-        mask: Mask = _at(self.present, n)
-        if isinstance(n, int):
-            mask = mask.copy()
+        present: Mask = _at(self.present, n)
         lower, upper = bounds
-        for value, inclusive in lower:
-            mask &= (values >= value) if inclusive else (values > value)
-        for value, inclusive in upper:
-            mask &= (values <= value) if inclusive else (values < value)
+        tests = [(value, inclusive, True) for value, inclusive in lower] + [
+            (value, inclusive, False) for value, inclusive in upper
+        ]
+        mask: Mask | None = None
+        for value, inclusive, is_lower in tests:
+            # the first comparison makes the fresh mask; the others narrow it in place
+            compare = (
+                (np.greater_equal if inclusive else np.greater)
+                if is_lower
+                else (np.less_equal if inclusive else np.less)
+            )
+            if mask is None:
+                mask = compare(values, value)
+            else:
+                mask &= compare(values, value)
+        if mask is None:
+            return present.copy()
+        if not present.all():  # one quick pass; absent rows hold 0 and must not match
+            mask &= present
         return mask
 
     def range_rows(

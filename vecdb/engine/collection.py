@@ -618,7 +618,8 @@ class Collection:
         alive = self._cols.alive[:n]
         if filter is not None:
             mask = evaluate(filter, self.attributes, n)  # a fresh array: safe to narrow in place
-            mask &= alive
+            if self._live < n:  # tombstones among the rows (else every row is alive)
+                mask &= alive
         else:
             mask = alive.copy()
         if tenant is not None:
@@ -743,15 +744,22 @@ class Collection:
                     mask[selected] = True
                 stats: dict[str, float] = {}
                 scores, rows, scored = self._indexed(
-                    matrix, k, mask, n, index, plan, options, allowed_rows=selected, stats=stats
+                    matrix,
+                    k,
+                    mask,
+                    n,
+                    index,
+                    plan,
+                    options,
+                    allowed_rows=selected,
+                    stats=stats,
+                    matching=matching,
                 )
                 if stats:
                     plan = planner.Plan(
                         plan.name,
                         plan.selectivity,
-                        f"{plan.reason}; per query: probed {stats['lists_probed']:.0f} lists, "
-                        f"scanned {stats['codes_scanned']:.0f} codes, scored "
-                        f"{stats.get('rows_scored_exactly', 0.0):.0f} rows of sparse lists exactly",
+                        f"{plan.reason}; {_probe_detail(stats)}",
                         plan.estimates,
                     )
             explain = Explain(
@@ -980,10 +988,12 @@ class Collection:
         *,
         allowed_rows: Rows | None = None,
         stats: dict[str, float] | None = None,
+        matching: int | None = None,
     ) -> tuple[NDArray[np.float32], Rows, int]:
         """Answer through the index (plus an exact scan of rows written since it was built).
 
-        ``allowed_rows`` may give the rows of ``mask`` (sorted) when the caller has them.
+        ``allowed_rows`` may give the rows of ``mask`` (sorted) when the caller has them, and
+        ``matching`` how many rows ``mask`` allows (None: counted here).
         """
         covered = min(index.covered_rows, n)
         alive = self._cols.alive
@@ -1012,9 +1022,12 @@ class Collection:
                 **knobs,
             )
         scores = self._internal(scores)
-        expected = min(
-            k, len(allowed_rows) if allowed_rows is not None else int(np.count_nonzero(allowed))
-        )
+        if allowed_rows is not None:
+            expected = min(k, len(allowed_rows))
+        elif matching is not None and covered == n and mask is not None:
+            expected = min(k, matching)
+        else:
+            expected = min(k, int(np.count_nonzero(allowed)))
         short = np.count_nonzero(rows >= 0, axis=1) < expected
         widening = 2
         while short.any() and widening <= self.planner.max_widening:
@@ -1180,6 +1193,26 @@ class Collection:
         rows = np.flatnonzero(mask).astype(np.int64)
         scores = self._internal_scores(queries, rows, n)
         return top_k(scores, rows, k)
+
+
+def _probe_detail(stats: dict[str, float]) -> str:
+    """Return what an IVF search's ``stats`` say it did, per query, for ``explain``."""
+    detail = (
+        f"per query: probed {stats['lists_probed']:.0f} lists, "
+        f"scanned {stats['codes_scanned']:.0f} codes"
+    )
+    if stats.get("widened"):
+        detail += " (the nearest lists, the filter as a selector)"
+        short = stats.get("queries_probing_by_count", 0.0)
+        if short:
+            detail += (
+                f"; {short:.0f} queries whose nearest lists held too few matches probed the "
+                "lists holding them instead"
+            )
+        return detail
+    return (
+        f"{detail}, scored {stats.get('rows_scored_exactly', 0.0):.0f} rows of sparse lists exactly"
+    )
 
 
 def report_scores(metric: Metric, internal: NDArray[np.float32]) -> NDArray[np.float32]:

@@ -7,6 +7,8 @@ Plans:
   On an IVF each query probes, in centroid order, only the lists holding matching rows, until it
   has covered as many matching rows as keep the recall the index was tuned for (see
   :mod:`vecdb.engine.ann`); a query still short of ``k`` widens, then falls back to exact.
+  From ``FILTER_WIDEN_MIN_SHARE`` of the rows matching, it scans the nearest lists instead,
+  widened to cover as many matching rows, with no per-query counting or ranking of lists.
 - ``index+postfilter``: the index searched unfiltered with over-fetch, then non-matching results
   dropped, falling back to the selector plan if fewer than ``k`` remain.
 - ``index``: no filter, or one every live row passes: the plain index search.
@@ -28,7 +30,8 @@ measurement on a 2-core x86-64 machine, one thread (numpy + faiss 1.15, 1M 384-d
   about 1.1 µs per candidate at d = 384 (3 ns per dim) in the whole search (an isolated gather
   of 120 rows took 0.12 µs per row);
 - fixed work of an index search (projection, probing, rerank, merging): about 0.4 ms per query;
-  the selector plan adds about 0.8 ms (ranking every centroid, the selector bitmap, counting);
+  the selector plan adds about 0.8 ms (ranking every centroid, the selector bitmap, counting),
+  its widened form for broad filters only its passes over the mask (0.1-0.15 ms per 1M rows);
   an exact scan's fixed work is about 50 µs.
 
 The per-query figures came from whole searches on a machine shared with other jobs; they
@@ -57,6 +60,12 @@ COUNT_PER_ROW = 4.0e-9
 RERANK_PER_DIM = 3.0e-9
 INDEX_FIXED = 400e-6
 SELECTOR_FIXED = 800e-6
+# a widened selector search's passes over the filter's mask (the selector bitmap, the sampled
+# count of matches per list): 0.1-0.15 ms each per 1M rows
+MASK_PASS_PER_ROW = 0.25e-9
+# from this selectivity a filtered IVF search scans the nearest lists widened by the coverage
+# exponent instead of ranking the lists holding matches (see vecdb.engine.ann)
+FILTER_WIDEN_MIN_SHARE = 0.05
 # postfilter over-fetch: this many times the rows expected to hold k matches, plus k
 POSTFILTER_OVERFETCH = 1.5
 # a filtered IVF search covers its unfiltered coverage * selectivity ** this many matching rows
@@ -144,9 +153,14 @@ def estimate(matching: int, k: int, dim: int, shape: IndexShape) -> dict[str, fl
         wanted = max(coverage * selectivity**power, k * shape.rerank_factor)
         scanned = min(rows, wanted / selectivity)
         counted = min(matching, 16 * shape.lists)
-        selector = (
-            INDEX_FIXED + SELECTOR_FIXED + scanned * per_code + counted * COUNT_PER_ROW + rerank
-        )
+        if selectivity >= FILTER_WIDEN_MIN_SHARE:
+            # the nearest lists, as many as cover that many matching rows spread evenly, scanned
+            # with the filter as a selector: no ranking of the lists holding matches
+            selector = INDEX_FIXED + rows * MASK_PASS_PER_ROW + scanned * per_code + rerank
+        else:
+            selector = (
+                INDEX_FIXED + SELECTOR_FIXED + scanned * per_code + counted * COUNT_PER_ROW + rerank
+            )
         unfiltered = INDEX_FIXED + coverage * per_code
     else:
         per_visit = SCALAR_CODE_PER_CODE_DIM * shape.reduced_dim * 32
