@@ -853,7 +853,8 @@ class AnnIndex:
             exact_lists = sparse[probe_order[:, :width]] & chosen
             if exact_lists.any():
                 chosen &= ~exact_lists
-                extra = self._rows_in_lists(rows, list_of_row[rows], probe_order, exact_lists)
+                # with stride 1 the sample is every matching row's list
+                extra = self._rows_in_lists(rows, sampled, probe_order, exact_lists)
         assign = np.where(chosen, probe_order[:, :width], -1).astype(np.int64)
         coarse = np.ascontiguousarray(np.take_along_axis(distances, probe_order[:, :width], 1))
         params, keep_alive = self._params(width, mask)

@@ -993,14 +993,16 @@ class Collection:
         """Answer through the index (plus an exact scan of rows written since it was built).
 
         ``allowed_rows`` may give the rows of ``mask`` (sorted) when the caller has them, and
-        ``matching`` how many rows ``mask`` allows (None: counted here).
+        ``matching`` how many rows ``mask`` (None: every live row) allows, else it is counted.
         """
         covered = min(index.covered_rows, n)
         alive = self._cols.alive
         allowed_all = alive[:n] if mask is None else mask
         allowed = allowed_all[:covered]
         # a filter every live row passes searches like no filter at all
-        everything = (mask is None or plan.name == planner.INDEX) and bool(alive[:covered].all())
+        everything = (mask is None or plan.name == planner.INDEX) and (
+            self._live == n if covered == n else bool(alive[:covered].all())
+        )
         if allowed_rows is not None:
             allowed_rows = allowed_rows[: np.searchsorted(allowed_rows, covered)]
         rerank = None if options.rerank_factor is None else max(1, math.ceil(options.rerank_factor))
@@ -1024,7 +1026,7 @@ class Collection:
         scores = self._internal(scores)
         if allowed_rows is not None:
             expected = min(k, len(allowed_rows))
-        elif matching is not None and covered == n and mask is not None:
+        elif matching is not None and covered == n:
             expected = min(k, matching)
         else:
             expected = min(k, int(np.count_nonzero(allowed)))
