@@ -5,7 +5,7 @@ Structure
 One tree is shared by every tenant: hierarchical k-means (``faiss.Kmeans``) over all the vectors,
 ``fanout`` children per node, all leaves at ``depth``. Node centroids live in a PCA-reduced space
 of ``reduced_dim`` dimensions, where every row also has a *code*: its reduced coordinates,
-scalar-quantized per dimension to int8.
+scalar-quantized per dimension to one byte (256 levels).
 
 Each tenant owns a sub-tree of that shared tree. Where a tenant has at most ``shortlist_cap`` rows
 below a node, the node keeps that tenant's **shortlist** (its row ids and their codes, stored
@@ -24,13 +24,16 @@ views of it, so nothing is stored twice), with the tree node of each list. While
 (up to 4,096 nodes: fanout 16, depth 2) one matrix product scores every node against the query
 and the tenant's lists are ranked by their node's score; deeper trees are walked level by level,
 best first, through the nodes that hold *t*'s rows (a beam covering ``beam_widening`` times the
-budget). The best lists are taken until ``candidates`` rows are covered, their codes are gathered
-(a few slices, or one index array for many lists) and scored with one matrix product, the best
-few (``k * 2`` for a few hundred codes, up to ``k * rerank_factor``) are re-scored exactly with
-the full-precision vectors (one faiss call that gathers, scores and keeps the best ``k``), and the
-best ``k`` come back. A tenant with no more rows than the budget is one contiguous scan. Only rows
-from *t*'s shortlists can ever be returned, and an ``allowed`` mask is applied before ranking, so
-a filter is exact.
+budget). The best lists are taken until ``candidates`` rows are covered and their codes are
+gathered (a few slices, or one index array for many lists). A tenant whose rows are at most twice
+the budget is instead scanned whole, in place: one contiguous block, cheaper than choosing and
+gathering lists. One query's codes are ranked by a faiss scalar quantizer that reads the bytes in
+place and keeps the best in a heap (one call; a batch of queries, or a filtered query, scores its
+codes with one numpy product instead); the best few (``k * 2`` for a few hundred codes, up to
+``k * rerank_factor``) are re-scored exactly with the full-precision vectors (one faiss call that
+gathers, scores and keeps the best ``k``), and the best ``k`` come back. Only rows from *t*'s
+shortlists can ever be returned, and an ``allowed`` mask is applied before ranking, so a filter is
+exact.
 
 Updates
 -------
@@ -49,7 +52,7 @@ tenant-size bucket):
 * ``shortlist_cap`` 128: small lists let a query pick the few cells near it, and packed storage
   makes many lists as cheap to scan as few. With a cap of 512 a tenant of 3,000 rows had 16 lists
   and needed 2,048 scanned codes for the recall that 1,024 codes give with a cap of 128;
-* ``reduced_dim`` 96, int8 codes: about 100 bytes a row (110 with 10% of rows shared by several
+* ``reduced_dim`` 96, one-byte codes: about 100 bytes a row (110 with 10% of rows shared by several
   tenants). 48 float32 dimensions cost twice that and lost up to 12 points of recall@10 on
   large tenants at the same rerank depth; 96 dimensions matched full precision;
 * a scan budget of ``max(1,024, 7% of the tenant's rows)`` codes: the smallest tried whose
@@ -74,6 +77,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -85,7 +89,7 @@ from numpy.typing import NDArray
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 Vectors = NDArray[np.float32]
-Codes = NDArray[np.int8]  # scalar-quantized reduced coordinates, one row per (row, tenant)
+Codes = NDArray[np.uint8]  # scalar-quantized reduced coordinates, one row per (row, tenant)
 Rows = NDArray[np.int64]
 Mask = NDArray[np.bool_]
 Progress = Callable[[str, float], None]
@@ -106,6 +110,12 @@ _UNIT_TOLERANCE = 1e-6
 # more when the full-precision matrix is small enough to stay in the processor's cache (SciFact's
 # 5k x 384 floats: 400-row tenants answered 5% faster exactly), where a row costs no memory trip
 _DIRECT_ROWS = 64
+# exact re-scores per result wanted: this many, plus one per 512 codes scanned, up to the
+# rerank factor (the more codes compete, the deeper the true top k sits in the reduced ranking)
+_RERANK_FLOOR = 2.0
+# a budget covering at least this share of a tenant's rows scans them all: choosing and
+# gathering lists costs more than ranking the rest of the tenant's codes in place
+_WHOLE_SCAN_RATIO = 2.0
 _DIRECT_ROWS_CACHED = 384
 _CACHED_MATRIX_BYTES = 16 << 20
 # up to this many shortlists are gathered slice by slice, more with one index array
@@ -205,7 +215,7 @@ class _Shortlist:
             capacity = max(need, len(self.rows) + len(self.rows) // 2 + 4)
             grown_rows = np.empty(capacity, np.int64)
             grown_rows[: self.size] = self.rows[: self.size]
-            grown_codes = np.empty((capacity, self.codes.shape[1]), np.int8)
+            grown_codes = np.empty((capacity, self.codes.shape[1]), np.uint8)
             grown_codes[: self.size] = self.codes[: self.size]
             self.rows, self.codes = grown_rows, grown_codes
         self.rows[self.size : need] = rows
@@ -261,7 +271,7 @@ class _Packed:
     the tree node holding it, so one query ranks all of a tenant's lists with one gather.
     """
 
-    __slots__ = ("by_slot", "codes", "nodes", "rows", "sizes", "slots", "starts")
+    __slots__ = ("_ranker", "by_slot", "codes", "nodes", "rows", "sizes", "slots", "starts")
 
     def __init__(
         self,
@@ -280,28 +290,106 @@ class _Packed:
         self.slots = slots  # per list: its slot in the holder
         self.by_slot = np.full(int(slots.max()) + 1 if len(slots) else 0, -1, np.int64)
         self.by_slot[slots] = np.arange(len(slots))  # per slot: its list (-1: a free slot)
+        self._ranker: _CodeRanker | None = None
 
-    def gather(self, lists: Rows) -> tuple[Rows, Vectors]:
-        """Return the rows and the codes (as float32) of the given lists, one after the other."""
+    def ranker(self) -> _CodeRanker:
+        """Return the ranker of all the holder's codes (made by the first scan that needs it)."""
+        ranker = self._ranker
+        if ranker is None:
+            ranker = _CodeRanker(self.codes.shape[1], self.codes)
+            self._ranker = ranker
+        return ranker
+
+    def gather(self, lists: Rows, ranker: _CodeRanker | None = None) -> tuple[Rows, Codes]:
+        """Return the rows and the codes of the given lists, one after the other.
+
+        With ``ranker`` the codes are written into its scratch block, ready for it to rank.
+        """
+        sizes = self.sizes[lists]
         if len(lists) > _SLICED_LISTS:  # many lists: one index array beats a slice per list
-            sizes = self.sizes[lists]
             ends = np.cumsum(sizes)
+            count = int(ends[-1])
             positions = np.repeat(self.starts[lists] - ends + sizes, sizes)
-            positions += np.arange(int(ends[-1]))
-            return self.rows[positions], self.codes[positions].astype(np.float32)
+            positions += np.arange(count)
+            if ranker is None:
+                return self.rows[positions], self.codes[positions]
+            block = ranker.block(count)
+            return self.rows[positions], np.take(self.codes, positions, 0, block, "clip")
         starts = self.starts[lists].tolist()
-        ends = (self.starts[lists] + self.sizes[lists]).tolist()
-        if len(starts) == 1:
-            rows = self.rows[starts[0] : ends[0]]
-            return rows, self.codes[starts[0] : ends[0]].astype(np.float32)
-        # a few slices, copied and converted in one pass: cheaper than an index-array gather
+        ends = (self.starts[lists] + sizes).tolist()
         spans = [slice(start, end) for start, end in zip(starts, ends, strict=True)]
+        if len(spans) == 1:
+            rows = self.rows[spans[0]]
+            if ranker is None:
+                return rows, self.codes[spans[0]]
+            block = ranker.block(len(rows))
+            block[:] = self.codes[spans[0]]
+            return rows, block
         rows = np.concatenate([self.rows[span] for span in spans])
-        return rows, np.concatenate([self.codes[span] for span in spans], dtype=np.float32)
+        out = None if ranker is None else ranker.block(len(rows))
+        return rows, np.concatenate([self.codes[span] for span in spans], out=out)
 
     def nbytes(self) -> int:
         arrays = (self.starts, self.sizes, self.nodes, self.slots, self.by_slot)
-        return sum(int(array.nbytes) for array in arrays) + 80
+        ranker = 0 if self._ranker is None else self._ranker.nbytes()
+        return sum(int(array.nbytes) for array in arrays) + 88 + ranker
+
+
+class _CodeRanker:
+    """Ranks a block of codes against one query in one faiss call, reading the codes in place.
+
+    faiss's scalar quantizer scores each byte code as a vector of byte values (SIMD, no float
+    copy) and keeps the best in a heap: one call where numpy needs a float copy of the codes, a
+    product and a partial sort, each with a fixed cost that dominates for the few hundred codes
+    of a small tenant. A probe scaled by the per-dimension step ranks codes as their decoded
+    values would. The ranker's code storage is a view: of one holder's packed codes (read-only,
+    shared by every search), or of a thread's scratch block that a partial scan gathers into.
+    """
+
+    __slots__ = ("_index", "_scratch", "_view")
+
+    def __init__(self, width: int, codes: Codes | None = None) -> None:
+        index: Any = faiss.IndexScalarQuantizer(
+            width, faiss.ScalarQuantizer.QT_8bit_uniform, faiss.METRIC_INNER_PRODUCT
+        )
+        # faiss decodes code c as vmin + (c + 0.5) / 255 * vdiff: with these, as c itself
+        # (QT_8bit_direct would say so directly, but its inner-product scan is wrong in faiss 1.15)
+        _kernels.copy_array_to_vector(np.asarray([-0.5, 255.0], np.float32), index.sq.trained)
+        index.is_trained = True
+        self._index = index
+        self._view: Any = index.codes
+        self._view.is_owned = False
+        self._scratch = np.zeros((0, width), np.uint8)
+        if codes is not None:
+            self._point(codes)
+
+    def _point(self, codes: Codes) -> None:
+        _swig.MaybeOwnedVectorUInt8_c_ptr_set(self._view, _swig.swig_ptr(codes))
+        _swig.MaybeOwnedVectorUInt8_c_size_set(self._view, codes.size)
+        _swig.Index_ntotal_set(self._index, len(codes))
+
+    def block(self, count: int) -> Codes:
+        """Return this thread's scratch block of ``count`` codes, which :meth:`best` then ranks."""
+        if count > len(self._scratch):
+            self._scratch = np.empty(
+                (max(count, 2 * len(self._scratch)), self._scratch.shape[1]), np.uint8
+            )
+            self._point(self._scratch)
+        _swig.Index_ntotal_set(self._index, count)
+        return self._scratch[:count]
+
+    def best(self, probe: Vectors, depth: int) -> Rows:
+        """Return the positions of the ``depth`` best codes (``depth`` <= their number)."""
+        ptr = _swig.swig_ptr
+        scores = np.empty(depth, np.float32)
+        positions = np.empty(depth, np.int64)
+        _swig.IndexScalarQuantizer_search(
+            self._index, 1, ptr(probe), depth, ptr(scores), ptr(positions), None
+        )
+        return positions
+
+    def nbytes(self) -> int:
+        return int(self._scratch.nbytes) + 400  # the faiss index and its Python proxies
 
 
 class _Holder:
@@ -342,7 +430,7 @@ class _Holder:
             rows = np.concatenate([s.live_rows() for s in live])
             codes = np.concatenate([s.live_codes() for s in live])
         else:
-            rows, codes = np.zeros(0, np.int64), np.zeros((0, width), np.int8)
+            rows, codes = np.zeros(0, np.int64), np.zeros((0, width), np.uint8)
         for shortlist, start in zip(live, starts.tolist(), strict=True):
             end = start + shortlist.size
             shortlist.rows, shortlist.codes = rows[start:end], codes[start:end]
@@ -425,8 +513,8 @@ class TenantIndex:
         self._mean_code = (self._mean @ self._projection).astype(np.float32)
         self._centroids = centroids  # per level: (fanout**level, reduced_dim + 1), last = bias
         self._code_width = config.reduced_dim + (1 if metric == "l2" else 0)
-        # codes: reduced coordinates (and, for l2, the bias) quantized per dimension to int8,
-        # value = low + (code + 128) * step; ranking needs only step (the rest is a constant)
+        # codes: reduced coordinates (and, for l2, the bias) quantized per dimension to a byte,
+        # value = low + code * step; ranking needs only step (the rest is a constant)
         self._code_low = np.asarray(code_low, np.float32)
         self._code_step = np.asarray(code_step, np.float32)
         reduced = config.reduced_dim
@@ -448,6 +536,7 @@ class TenantIndex:
             _kernels.knn_L2sqr_by_idx if metric == "l2" else _kernels.knn_inner_products_by_idx
         )
         self._fan = np.arange(config.fanout, dtype=np.int64)
+        self._local = threading.local()  # per thread: its code ranker
         self._leaf = np.full(0, -1, np.int64)  # per row: its leaf (index within the last level)
         self._first = np.full(0, -1, np.int32)  # per row: a holder (-1: the row is not here)
         self._shared = np.zeros(0, np.bool_)  # per row: held by more than one holder
@@ -642,7 +731,7 @@ class TenantIndex:
             self.delete(present)
         self._grow(int(row_ids.max()) + 1)
         self._row_end = max(self._row_end, int(row_ids.max()) + 1)
-        codes = np.empty((len(row_ids), self._code_width), np.int8)
+        codes = np.empty((len(row_ids), self._code_width), np.uint8)
         leaves = np.empty(len(row_ids), np.int64)
         for start in range(0, len(row_ids), _CHUNK_ROWS):
             block = slice(start, start + _CHUNK_ROWS)
@@ -682,7 +771,7 @@ class TenantIndex:
         if len(row_ids) == 0:
             return
         donors = self._first[row_ids].astype(np.int64)
-        codes = np.empty((len(row_ids), self._code_width), np.int8)
+        codes = np.empty((len(row_ids), self._code_width), np.uint8)
         for donor, positions in _groups(donors, np.arange(len(row_ids))):
             codes[positions] = self._codes_from(donor, row_ids[positions])
         unowned = row_ids[donors == UNOWNED]
@@ -732,7 +821,8 @@ class TenantIndex:
         is the row-indexed full-precision matrix used for the exact rerank; ``allowed`` is an
         optional boolean mask over rows, applied exactly (rows past its end are not allowed);
         ``candidates`` is how many codes a query scans (default:
-        :meth:`TenancyConfig.candidates_for` the tenant's size). A query that finds fewer than
+        :meth:`TenancyConfig.candidates_for` the tenant's size; a budget of at least half the
+        tenant's rows scans them all). A query that finds fewer than
         ``k`` rows widens its scan until it has covered the tenant's whole sub-tree.
         """
         matrix = _as_matrix(queries, self.dim)
@@ -759,6 +849,8 @@ class TenantIndex:
             budget = self.config.candidates_for(holder.size)
         if budget < 1:
             raise ValueError(f"candidates {budget} is not allowed: use at least 1")
+        if budget * _WHOLE_SCAN_RATIO >= holder.size:
+            budget = holder.size
         # the rerank runs in faiss (gather, score and select in one call) when it can read the
         # matrix in place and, for cosine, when every row has unit length (then ip ranks alike)
         fast = full.dtype == np.float32 and full.flags.c_contiguous and len(full) >= self._row_end
@@ -815,38 +907,37 @@ class TenantIndex:
         vector = query[0]
         ptr = _swig.swig_ptr
         query_norm = max(math.sqrt(_swig.fvec_norm_L2sqr(ptr(vector), self.dim)), 1e-30)
-        projected: Vectors | None = None
-        codes: Vectors | None = None
+        # codes are ranked by faiss unless a filter applies (then numpy masks them first)
+        ranker: _CodeRanker | None = None
         if budget >= holder.size:  # the whole sub-tree: one contiguous block
-            rows = packed.rows
+            rows, codes = packed.rows, packed.codes
+            probe = None
         else:
             projected = vector @ self._projection
             lists = self._choose_lists(holder, packed, vector, projected, query_norm, budget)
-            rows, codes = packed.gather(lists)
+            if allowed is None:
+                ranker = self._ranker()
+            rows, codes = packed.gather(lists, ranker)
+            probe = projected * self._code_step if self.metric != "l2" else None
         count = len(rows)
         # the more codes compete, the deeper the true top k can sit in the reduced ranking
-        rerank = max(k, math.ceil(k * min(self.config.rerank_factor, 2.0 + count / 512)))
+        rerank = max(k, math.ceil(k * min(self.config.rerank_factor, _RERANK_FLOOR + count / 512)))
         direct = _DIRECT_ROWS if vectors.nbytes > _CACHED_MATRIX_BYTES else _DIRECT_ROWS_CACHED
         if allowed is not None or count > max(rerank, direct):
             if self.metric == "l2":
-                if projected is None:
-                    projected = vector @ self._projection
+                projected = vector @ self._projection
                 probe = np.append(projected - self._mean_code, np.float32(1)) * self._code_step
-            elif projected is None:
+            elif probe is None:
                 probe = vector @ self._scan_projection
-            else:
-                probe = projected * self._code_step
-            if codes is None:
-                codes = packed.codes.astype(np.float32)
-            approx = codes @ probe
-            if allowed is not None:
-                approx[~allowed[rows]] = -np.inf
-            if count > rerank:
-                best = approx.argpartition(count - rerank)[count - rerank :]
+            if allowed is None:
+                best = (ranker or packed.ranker()).best(probe, rerank)
                 rows = rows[best]
-                if allowed is not None:
-                    approx = approx[best]
-            if allowed is not None:
+            else:
+                approx = codes.astype(np.float32) @ probe
+                approx[~allowed[rows]] = -np.inf
+                if count > rerank:
+                    best = approx.argpartition(count - rerank)[count - rerank :]
+                    rows, approx = rows[best], approx[best]
                 rows = rows[approx > -np.inf]
             count = len(rows)
         if not fast:
@@ -866,6 +957,14 @@ class TenantIndex:
         if self.metric == "cosine":  # fast: every row has unit length
             np.multiply(values, np.float32(1 / query_norm), out=values)
         return values, found
+
+    def _ranker(self) -> _CodeRanker:
+        """Return this thread's ranker of gathered codes."""
+        ranker: _CodeRanker | None = getattr(self._local, "ranker", None)
+        if ranker is None:
+            ranker = _CodeRanker(self._code_width)
+            self._local.ranker = ranker
+        return ranker
 
     def _choose_lists(
         self,
@@ -939,7 +1038,7 @@ class TenantIndex:
 
     def _rerank_factors(self, scanned: Rows) -> NDArray[np.float64]:
         factors: NDArray[np.float64] = np.minimum(
-            self.config.rerank_factor, 2.0 + 2.0 * scanned / 1_024
+            self.config.rerank_factor, _RERANK_FLOOR + scanned / 512
         )
         return factors
 
@@ -949,7 +1048,7 @@ class TenantIndex:
         The more codes compete, the deeper the true top k can sit in the reduced ranking: about
         2k suffices for a few hundred codes, ``rerank_factor`` times k from ~2,000 codes on.
         """
-        factor = min(self.config.rerank_factor, 2.0 + 2.0 * scanned / 1_024)
+        factor = min(self.config.rerank_factor, _RERANK_FLOOR + scanned / 512)
         return max(k, math.ceil(k * factor))
 
     def _select_one(self, holder: _Holder, node_probe: Vectors, budget: int) -> NDArray[np.int32]:
@@ -1337,7 +1436,9 @@ class TenantIndex:
         arrays["lists"] = np.asarray(table, np.int64).reshape(-1, 5)
         arrays["list_rows"] = np.concatenate(row_blocks) if row_blocks else np.zeros(0, np.int64)
         arrays["list_codes"] = (
-            np.concatenate(code_blocks) if code_blocks else np.zeros((0, self._code_width), np.int8)
+            np.concatenate(code_blocks)
+            if code_blocks
+            else np.zeros((0, self._code_width), np.uint8)
         )
         arrays["slot_counts"] = np.asarray([len(h.lists) for h in self._holders], np.int64)
         meta = {
@@ -1389,6 +1490,8 @@ class TenantIndex:
             holder.lists = [None] * slots
         offsets = np.concatenate([[0], np.cumsum(arrays["lists"][:, 4])])
         list_rows, list_codes = arrays["list_rows"], arrays["list_codes"]
+        if list_codes.dtype == np.int8:  # saved as int8 levels -128..127: shift to 0..255
+            list_codes = list_codes.view(np.uint8) ^ np.uint8(0x80)
         for i, (hid, slot, depth, node, size) in enumerate(arrays["lists"].tolist()):
             holder = index._holders[hid]
             span = slice(int(offsets[i]), int(offsets[i]) + size)
@@ -1570,7 +1673,7 @@ class TenantIndex:
         """Return the codes of rows the holder holds."""
         holder = self._holders[hid]
         depths, nodes = self._frontier(holder, rows)
-        codes = np.empty((len(rows), self._code_width), np.int8)
+        codes = np.empty((len(rows), self._code_width), np.uint8)
         key = depths * (self.config.fanout**self.config.depth + 1) + nodes
         for _, positions in _groups(key, np.arange(len(rows))):
             level = holder.levels[int(depths[positions[0]])]
@@ -1681,12 +1784,13 @@ def _budget(size: int, low: int, share: float) -> int:
     """Return the codes a query scans for a tenant of ``size`` rows (as :meth:`search` does)."""
     if size <= low:
         return size
-    return min(size, max(low, math.ceil(round(share * size, 6))))
+    budget = max(low, math.ceil(round(share * size, 6)))
+    return size if budget * _WHOLE_SCAN_RATIO >= size else budget
 
 
 def _rerank_cost_depth(scanned: Rows, k: int, factor: float) -> NDArray[np.float64]:
     """Return the exact re-scores of queries scanning ``scanned`` codes (as the search does)."""
-    depth = np.ceil(k * np.minimum(factor, 2.0 + 2.0 * scanned / 1_024))
+    depth = np.ceil(k * np.minimum(factor, _RERANK_FLOOR + scanned / 512))
     capped: NDArray[np.float64] = np.minimum(np.maximum(k, depth), scanned).astype(np.float64)
     return capped
 
@@ -1756,7 +1860,7 @@ def _with_bias(reduced: Vectors, centred: Vectors, metric: str) -> Vectors:
 
 
 def _fit_quantizer(sample: Vectors) -> tuple[Vectors, Vectors]:
-    """Return per-dimension (low, step) mapping the sample's range onto 256 int8 levels."""
+    """Return per-dimension (low, step) mapping the sample's range onto 256 one-byte levels."""
     if len(sample) == 0:
         return np.zeros(sample.shape[1], np.float32), np.ones(sample.shape[1], np.float32)
     # the extreme 0.05% on each side are clipped rather than allowed to stretch the scale
@@ -1766,8 +1870,8 @@ def _fit_quantizer(sample: Vectors) -> tuple[Vectors, Vectors]:
 
 
 def _quantize(values: Vectors, low: Vectors, step: Vectors) -> Codes:
-    levels = np.rint((values - low) / step) - 128
-    codes: Codes = np.clip(levels, -128, 127).astype(np.int8)
+    levels = np.rint((values - low) / step)
+    codes: Codes = np.clip(levels, 0, 255).astype(np.uint8)
     return codes
 
 

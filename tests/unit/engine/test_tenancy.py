@@ -9,6 +9,7 @@ set well below what the structure reaches and far above what a broken one would.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -102,10 +103,21 @@ def data() -> tuple[NDArray[np.float32], Access, NDArray[np.bool_], NDArray[np.f
     return vectors, access, alive, queries
 
 
+@pytest.fixture(params=[False, True], ids=["exact-below-384", "codes-always"])
+def rank_codes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Whether every scan ranks codes: this small matrix fits in cache, so by default tenants of
+    up to 384 rows are re-scored exactly without ranking their codes first."""
+    if request.param:
+        monkeypatch.setattr(tenancy, "_DIRECT_ROWS", 0)
+        monkeypatch.setattr(tenancy, "_DIRECT_ROWS_CACHED", 0)
+    return bool(request.param)
+
+
 @pytest.mark.parametrize("metric", ["cosine", "ip", "l2"])
 def test_recall_against_exact_tenant_search(
     data: tuple[NDArray[np.float32], Access, NDArray[np.bool_], NDArray[np.float32]],
     metric: str,
+    rank_codes: bool,
 ) -> None:
     vectors, access, alive, queries = data
     index = small_tree(vectors, access, alive, metric)
@@ -129,11 +141,16 @@ def test_recall_against_exact_tenant_search(
     assert min(recalls) >= 0.7
 
 
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
 def test_single_queries_match_the_batch_path(
     data: tuple[NDArray[np.float32], Access, NDArray[np.bool_], NDArray[np.float32]],
+    metric: str,
+    rank_codes: bool,
 ) -> None:
+    """One query ranks codes with faiss (whole sub-tree in place, or gathered lists in a scratch
+    block), a batch with numpy: both must keep the same rows."""
     vectors, access, alive, queries = data
-    index = small_tree(vectors, access, alive, "cosine")
+    index = small_tree(vectors, access, alive, metric)
     allowed = np.random.default_rng(5).random(ROWS) < 0.6
     for tenant in TENANTS[:4]:
         for candidates in (None, 40, 300):
@@ -146,7 +163,41 @@ def test_single_queries_match_the_batch_path(
                         queries[i], 10, tenant, vectors=vectors, allowed=mask, candidates=candidates
                     )
                     assert set(rows[0].tolist()) == set(batch_rows[i].tolist())
-                    np.testing.assert_allclose(scores[0], batch_scores[i], rtol=1e-5, atol=1e-6)
+                    np.testing.assert_allclose(scores[0], batch_scores[i], rtol=1e-5, atol=1e-4)
+
+
+def test_concurrent_single_queries_give_the_sequential_answers(
+    data: tuple[NDArray[np.float32], Access, NDArray[np.bool_], NDArray[np.float32]],
+    rank_codes: bool,
+) -> None:
+    """Each thread gathers into its own scratch block; the packed codes are only read."""
+    vectors, access, alive, queries = data
+    index = small_tree(vectors, access, alive, "cosine")
+    asks = [(i % len(queries), TENANTS[i % 5], (None, 40, 300)[i % 3]) for i in range(300)]
+
+    def ask(job: tuple[int, str, int | None]) -> list[int]:
+        query, tenant, candidates = job
+        _, rows = index.search(queries[query], 10, tenant, vectors=vectors, candidates=candidates)
+        return sorted(rows[0].tolist())
+
+    expected = [ask(job) for job in asks]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(ask, asks)) == expected
+
+
+def test_a_budget_of_half_a_tenant_scans_it_whole(
+    data: tuple[NDArray[np.float32], Access, NDArray[np.bool_], NDArray[np.float32]],
+    rank_codes: bool,
+) -> None:
+    vectors, access, alive, queries = data
+    index = small_tree(vectors, access, alive, "ip")
+    for tenant in TENANTS[:3]:
+        size = len(visible(access, alive, tenant))
+        whole = index.search(queries, 10, tenant, vectors=vectors, candidates=size)
+        half = index.search(queries, 10, tenant, vectors=vectors, candidates=(size + 1) // 2)
+        np.testing.assert_array_equal(half[1], whole[1])
+        one = index.search(queries[0], 10, tenant, vectors=vectors, candidates=(size + 1) // 2)
+        np.testing.assert_array_equal(one[1][0], whole[1][0])
 
 
 @pytest.mark.parametrize("flat", [True, False])
@@ -377,6 +428,28 @@ def test_save_then_load_gives_identical_results(
         index.save(tmp_path)  # not empty any more
 
 
+def test_an_index_saved_with_signed_codes_loads_unchanged(
+    data: tuple[NDArray[np.float32], Access, NDArray[np.bool_], NDArray[np.float32]],
+    tmp_path: Path,
+    rank_codes: bool,
+) -> None:
+    """Earlier saves hold codes as int8 levels -128..127; they load as the same levels 0..255."""
+    vectors, access, alive, queries = data
+    index = small_tree(vectors, access, alive, "cosine")
+    index.save(tmp_path)
+    with np.load(tmp_path / "arrays.npz") as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    assert arrays["list_codes"].dtype == np.uint8
+    arrays["list_codes"] = (arrays["list_codes"].astype(np.int16) - 128).astype(np.int8)
+    np.savez(tmp_path / "arrays.npz", **arrays)
+    loaded = TenantIndex.load(tmp_path)
+    loaded.check_consistency()
+    for tenant in TENANTS[:4]:
+        expected = index.search(queries, 10, tenant, vectors=vectors, candidates=40)
+        got = loaded.search(queries, 10, tenant, vectors=vectors, candidates=40)
+        np.testing.assert_array_equal(got[1], expected[1])
+
+
 def test_padding_unknown_tenants_and_small_tenants(
     data: tuple[NDArray[np.float32], Access, NDArray[np.bool_], NDArray[np.float32]],
 ) -> None:
@@ -463,3 +536,20 @@ def test_memory_grows_with_shared_rows_not_with_vectors() -> None:
     assert one.memory_bytes() < vectors.nbytes / 4  # codes, not copies of the vectors
     # a shared row costs a second code and a record of its extra tenant, a few hundred bytes
     assert 0 < two.memory_bytes() - one.memory_bytes() < 300 * 2_000
+
+
+@pytest.mark.parametrize("width", [3, 24, 96, 97])
+def test_the_code_ranker_keeps_the_codes_numpy_ranks_best(width: int) -> None:
+    """faiss ranks byte codes in place (a holder's packed block, or a thread's scratch block)."""
+    rng = np.random.default_rng(width)
+    codes = rng.integers(0, 256, (700, width)).astype(np.uint8)
+    probe = rng.standard_normal(width).astype(np.float32)
+    expected = np.argsort(-(codes.astype(np.float64) @ probe), kind="stable")[:30]
+    in_place = tenancy._CodeRanker(width, codes)
+    np.testing.assert_array_equal(in_place.best(probe, 30), expected)
+    gathered = tenancy._CodeRanker(width)
+    for count in (700, 90, 700):  # the scratch block grows and is reused
+        block = gathered.block(count)
+        block[:] = codes[:count]
+        best = np.argsort(-(codes[:count].astype(np.float64) @ probe), kind="stable")[:30]
+        np.testing.assert_array_equal(gathered.best(probe, 30), best)
