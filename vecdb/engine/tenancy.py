@@ -529,8 +529,16 @@ class TenantIndex:
         )
         self._nodes = nodes
         self._flat_select = len(nodes) <= _FLAT_NODES
-        # cosine and ip: codes rank like (query @ projection * step) . code
-        self._scan_projection = np.ascontiguousarray(self._projection * self._code_step[:reduced])
+        # what one query's node scores are taken against: its probe (P^T q * step) for cosine
+        # and ip, so the scan's probe serves both; P^T q for l2
+        self._node_rows = np.ascontiguousarray(
+            self._node_matrix if metric == "l2" else self._node_matrix / code_step[:reduced],
+            dtype=np.float32,
+        )
+        # cosine and ip: codes rank like (query @ projection * step) . code; one row per reduced
+        # dimension, so one faiss call (no BLAS dispatch) gives a query's probe
+        self._scan_rows = np.ascontiguousarray((self._projection * self._code_step[:reduced]).T)
+        self._reduced_step = np.ascontiguousarray(self._code_step[:reduced])
         # gather, score and keep the best k of a row subset, in one faiss call
         self._kernel = (
             _kernels.knn_L2sqr_by_idx if metric == "l2" else _kernels.knn_inner_products_by_idx
@@ -906,29 +914,36 @@ class TenantIndex:
         packed = holder.packed or holder.pack(self._code_width, self.config.fanout)
         vector = query[0]
         ptr = _swig.swig_ptr
-        query_norm = max(math.sqrt(_swig.fvec_norm_L2sqr(ptr(vector), self.dim)), 1e-30)
+        if self.metric == "cosine":  # unit length: ranks nodes and codes, and faiss's exact
+            vector = vector.copy()  # scores of unit rows are then cosines
+            _swig.fvec_renorm_L2(self.dim, 1, ptr(vector))
         # codes are ranked by faiss unless a filter applies (then numpy masks them first)
         ranker: _CodeRanker | None = None
+        probe: Vectors | None = None
+        projected: Vectors | None = None
         if budget >= holder.size:  # the whole sub-tree: one contiguous block
             rows, codes = packed.rows, packed.codes
-            probe = None
         else:
-            projected = vector @ self._projection
-            lists = self._choose_lists(holder, packed, vector, projected, query_norm, budget)
+            if self.metric == "l2":
+                projected = vector @ self._projection
+                lists = self._choose_lists(holder, packed, vector, projected, budget)
+            else:
+                probe = self._scan_probe(vector)
+                lists = self._choose_lists(holder, packed, vector, probe, budget)
             if allowed is None:
                 ranker = self._ranker()
             rows, codes = packed.gather(lists, ranker)
-            probe = projected * self._code_step if self.metric != "l2" else None
         count = len(rows)
         # the more codes compete, the deeper the true top k can sit in the reduced ranking
         rerank = max(k, math.ceil(k * min(self.config.rerank_factor, _RERANK_FLOOR + count / 512)))
         direct = _DIRECT_ROWS if vectors.nbytes > _CACHED_MATRIX_BYTES else _DIRECT_ROWS_CACHED
         if allowed is not None or count > max(rerank, direct):
             if self.metric == "l2":
-                projected = vector @ self._projection
+                if projected is None:
+                    projected = vector @ self._projection
                 probe = np.append(projected - self._mean_code, np.float32(1)) * self._code_step
             elif probe is None:
-                probe = vector @ self._scan_projection
+                probe = self._scan_probe(vector)
             if allowed is None:
                 best = (ranker or packed.ranker()).best(probe, rerank)
                 rows = rows[best]
@@ -949,14 +964,21 @@ class TenantIndex:
             rows = np.ascontiguousarray(rows)
         kernel = _swig.knn_L2sqr_by_idx if self.metric == "l2" else _swig.knn_inner_products_by_idx
         kernel(
-            ptr(query), ptr(vectors), ptr(rows), self.dim, 1, len(vectors), count, k,
+            ptr(vector), ptr(vectors), ptr(rows), self.dim, 1, len(vectors), count, k,
             ptr(values), ptr(found), count,
         )  # fmt: skip
         if count < k:  # faiss pads with -+FLT_MAX: make it the documented -+inf
             values[0, count:] = np.inf if self.metric == "l2" else -np.inf
-        if self.metric == "cosine":  # fast: every row has unit length
-            np.multiply(values, np.float32(1 / query_norm), out=values)
         return values, found
+
+    def _scan_probe(self, vector: Vectors) -> Vectors:
+        """Return the vector that ranks codes for one cosine or ip query (``P^T q * step``)."""
+        probe = np.empty(len(self._scan_rows), np.float32)
+        ptr = _swig.swig_ptr
+        _swig.fvec_inner_products_ny(
+            ptr(probe), ptr(vector), ptr(self._scan_rows), self.dim, len(probe)
+        )
+        return probe
 
     def _ranker(self) -> _CodeRanker:
         """Return this thread's ranker of gathered codes."""
@@ -967,24 +989,26 @@ class TenantIndex:
         return ranker
 
     def _choose_lists(
-        self,
-        holder: _Holder,
-        packed: _Packed,
-        query: Vectors,
-        projected: Vectors,
-        query_norm: float,
-        budget: int,
+        self, holder: _Holder, packed: _Packed, query: Vectors, reduced: Vectors, budget: int
     ) -> Rows:
-        """Return the packed lists one query scans: the best ranked until they cover the budget."""
+        """Return the packed lists one query scans: the best ranked until they cover the budget.
+
+        ``reduced`` is the query's probe (``P^T q * step``) for cosine and ip, ``P^T q`` for l2;
+        for cosine the query has unit length, as the tree's nodes were trained.
+        """
         if not self._flat_select:
+            projected = reduced if self.metric == "l2" else reduced / self._reduced_step
             slots = self._select_one(holder, self._node_probe(query, projected), budget)
             chosen: Rows = packed.by_slot[slots]
             return chosen
-        if self.metric == "cosine":
-            projected = projected / np.float32(query_norm)
-        scores = (self._node_matrix @ projected + self._node_offset)[packed.nodes]
-        order = np.argsort(scores)[::-1]
-        width = int(np.searchsorted(np.cumsum(packed.sizes[order]), budget)) + 1
+        ptr = _swig.swig_ptr
+        scores = np.empty(len(self._node_rows), np.float32)
+        _swig.fvec_inner_products_ny(
+            ptr(scores), ptr(reduced), ptr(self._node_rows), len(reduced), len(scores)
+        )
+        scores += self._node_offset
+        order = scores[packed.nodes].argsort()[::-1]
+        width = int(packed.sizes[order].cumsum().searchsorted(budget)) + 1
         best: Rows = order[:width]
         return best
 
