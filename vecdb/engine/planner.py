@@ -31,7 +31,7 @@ measurement on a 2-core x86-64 machine, one thread (numpy + faiss 1.15, 1M 384-d
   of 120 rows took 0.12 µs per row);
 - fixed work of an index search (projection, probing, rerank, merging): about 0.4 ms per query;
   the selector plan adds about 0.8 ms (ranking every centroid, the selector bitmap, counting),
-  its widened form for broad filters only its passes over the mask (0.1-0.15 ms per 1M rows);
+  its widened form for broad filters only the selector bitmap (about 0.1 ms per 1M rows);
   an exact scan's fixed work is about 50 µs.
 
 The per-query figures came from whole searches on a machine shared with other jobs; they
@@ -60,9 +60,9 @@ COUNT_PER_ROW = 4.0e-9
 RERANK_PER_DIM = 3.0e-9
 INDEX_FIXED = 400e-6
 SELECTOR_FIXED = 800e-6
-# a widened selector search's passes over the filter's mask (the selector bitmap, the sampled
-# count of matches per list): 0.1-0.15 ms each per 1M rows
-MASK_PASS_PER_ROW = 0.25e-9
+# a widened selector search's pass over the filter's mask: packing it into the selector's
+# bitmap (with the faiss parameters around it) took 0.08-0.09 ms per query at 1M rows
+MASK_PASS_PER_ROW = 0.1e-9
 # from this selectivity a filtered IVF search scans the nearest lists widened by the coverage
 # exponent instead of ranking the lists holding matches (see vecdb.engine.ann)
 FILTER_WIDEN_MIN_SHARE = 0.05
