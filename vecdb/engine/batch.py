@@ -5,7 +5,7 @@ the queries that share a tenant and filter, so each distinct filter is handled o
 
 1. **One mask per distinct filter**, its predicates (and tenants) evaluated once each and shared
    between filters (:func:`_evaluate_shared`), cached until the collection changes.
-2. **A plan per filter, priced in multiply-adds per query** (with a :class:`Partitioning`):
+2. **A plan per filter, priced in seconds per query** (with a :class:`Partitioning`):
 
    - *exact*: few matching rows — one product of the filter's queries with those rows;
    - *cells*: the partitioning is a qd-tree cut on the atomic predicates (and tenants) the
@@ -13,15 +13,19 @@ the queries that share a tenant and filter, so each distinct filter is handled o
      contiguously. A query visits only the cells ("IVF lists") holding rows its mask allows:
      every such cell whose centroid is within a calibrated gap of its nearest, and enough to see
      a minimum of allowed rows;
-   - *flat*: a scan of the reduced codes of every allowed row, when that is cheaper than cells;
+   - *flat*: a scan of the reduced codes of every allowed row, when that is cheaper than cells
+     (or not much dearer: it finds more of the true neighbours);
    - *index*: the collection's own plan (its planner and index), all the filter's queries in one
      call, when that is priced lower than the cells — filters the partitioning does not fit.
 
    Without a partitioning every filter takes the last plan.
-3. **Multi-query optimization.** The queries that probe one cell are scored together with one
-   matrix product over the cell's codes; each query's mask is applied, and its nearest cells set
-   a threshold that most later cells do not beat. The best candidates are reranked exactly with
-   the full-precision vectors.
+3. **Multi-query optimization.** A filter's queries share one gather of the codes they need
+   (flat: every allowed row; cells: the allowed rows of the cells any of them visits). Cells
+   are scanned in the locality order of their centroids (a PCA tree over the centroids), in
+   blocks of whole cells; each block is scored with one matrix product for the queries that
+   visit one of its cells, and each query sees only the cells it visits itself. Scores go
+   into per-query heaps (faiss), so no block is sorted; the best candidates are reranked
+   exactly with the full-precision vectors.
 
 Routing is driven by the masks themselves, never by reasoning about predicates, so a
 partitioning only ever changes speed, not which rows a query may return. Rows written after the
@@ -72,20 +76,32 @@ Vectors = NDArray[np.float32]
 Scores = NDArray[np.float32]
 KEYWORD_COLUMNS = (KeywordColumn, KeywordListColumn)
 # The batch planner prices each filter's plans in seconds per query, in the unit of
-# vecdb.engine.planner (whose estimates price the collection's own plans), with constants measured
-# on the generated 1M set (384-d rows, 128-d reduced codes), one thread, on a shared 2-core
-# x86-64 machine, filters of 3k-200k rows shared by 1, 8 and 32 queries:
-# - a flat scan: scoring an allowed row's reduced code costs 0.045 ns per dim and query (one matrix
-#   product for all the filter's queries); finding, ordering and gathering the code costs about
-#   0.4 µs per row, once per filter; a filter's fixed work (its allowed rows, the cells they lie
-#   in) about 1.3 ms per chunk;
-# - cells: about 1 ns per code dim visited, everything included (products, masks, thresholds),
-#   plus about 20 µs per cell visit, shared by the queries visiting the cell.
-REDUCED_PER_CODE_DIM = 0.045e-9
-GATHER_PER_ROW = 0.4e-6
-FILTER_FIXED = 1.3e-3
-CELL_PER_CODE_DIM = 1.0e-9
-CELL_VISIT = 20e-6
+# vecdb.engine.planner (whose estimates price the collection's own plans). Both the flat and the
+# cells plan gather the reduced codes of a filter's allowed rows once (cells: only those in a
+# cell one of its queries visits) and score them for its queries with one matrix product per
+# block, kept in per-query heaps. Measured on the generated 1M set (384-d rows, 128-d reduced
+# codes), one thread, on a shared 2-core x86-64 machine, 10,000 queries of 475 filters:
+# - scoring a gathered code: 0.06-0.09 ns per dim and query (11-17 G multiply-adds/s with the
+#   heaps), so 0.06 ns;
+# - gathering a code: 0.09-0.23 µs per row (the higher figure with the machine busy), 0.1 µs;
+# - a filter's fixed work (its allowed rows, their cells, each query's visits) and a block of
+#   cells' work besides its product (slicing, masks, heaps): about 0.5 ms and 30 µs, estimated
+#   from profiles of the same runs.
+SCAN_PER_CODE_DIM = 0.06e-9
+GATHER_PER_ROW = 0.1e-6
+FILTER_FIXED = 0.5e-3
+# columns scored per block of a scan (bounds the gathered codes and the score block)
+SCAN_BLOCK = 8_192
+CELL_BLOCK_FIXED = 30e-6
+# allowed rows per block of a cells scan (whole cells)
+SCAN_CELL_BLOCK = 1_024
+# faiss adds at most this many heap entries per call on the calling thread (above, OpenMP)
+HEAP_SERIAL_ENTRIES = 100_000
+
+# recall@k the probing is calibrated for unless asked otherwise: about what the collection's own
+# filtered search reaches (0.983-0.987 on the generated 200k / 1M sets), so a batch answers as
+# well as its queries run alone would
+DEFAULT_RECALL_TARGET = 0.98
 
 FORMAT_VERSION = 1
 # how a query of a batch was answered
@@ -245,10 +261,15 @@ class _Reader:
             )
             estimates = plan.estimates or planner.estimate(matching, k, collection.dim, shape)
             seconds = estimates.get(plan.name, min(estimates.values()))
-            if plan.name == planner.INDEX_SELECTOR:  # the bitmap and the list counts, per filter
-                shared = planner.SELECTOR_FIXED
-                shared += min(matching, 16 * shape.lists) * planner.COUNT_PER_ROW
-                seconds -= shared * (1.0 - 1.0 / queries)
+            if plan.name == planner.INDEX_SELECTOR:
+                # one call per filter shares the work on its mask: the bitmap and the list
+                # counts, or (broad filters) the passes over the mask (as the planner prices it)
+                if matching / max(shape.rows, 1) >= planner.FILTER_WIDEN_MIN_SHARE:
+                    shared = shape.rows * planner.MASK_PASS_PER_ROW
+                else:
+                    shared = planner.SELECTOR_FIXED
+                    shared += min(matching, 16 * shape.lists) * planner.COUNT_PER_ROW
+                seconds -= min(shared, seconds) * (1.0 - 1.0 / queries)
             return seconds
 
         return cost
@@ -473,6 +494,8 @@ class Partitioning:
     build_seconds: float = 0.0
     cell_of_row: NDArray[np.int32] = field(init=False, repr=False)
     position_of_row: NDArray[np.int64] = field(init=False, repr=False)
+    cell_of_position: NDArray[np.int32] = field(init=False, repr=False)
+    cell_rank: NDArray[np.int64] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.cell_of_row = np.full(self.covered_rows, -1, np.int32)
@@ -480,6 +503,9 @@ class Partitioning:
         self.cell_of_row[self.order] = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
         self.position_of_row = np.full(self.covered_rows, -1, np.int64)
         self.position_of_row[self.order] = np.arange(len(self.order))
+        self.cell_of_position = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+        self.cell_rank = np.empty(len(sizes), np.int64)
+        self.cell_rank[_locality_order(self.centroids)] = np.arange(len(sizes))
 
     # --- description ----------------------------------------------------------------------------
 
@@ -510,6 +536,7 @@ class Partitioning:
             self.centroid_bias,
             self.cell_of_row,
             self.position_of_row,
+            self.cell_of_position,
         )
         total = sum(int(a.nbytes) for a in arrays)
         if self.projection is not None:
@@ -570,7 +597,7 @@ class Partitioning:
         max_leaves: int = 16,
         min_leaf_rows: int = 4_096,
         sample_rows: int = 32_768,
-        recall_target: float = 0.95,
+        recall_target: float = DEFAULT_RECALL_TARGET,
         settings: BatchSettings | None = None,
         seed: int = 0,
         progress: Callable[[str, float], None] | None = None,
@@ -828,10 +855,8 @@ class Partitioning:
                     if recall >= recall_target:
                         cost = rerank_cost
                         if len(approximate):
-                            cost += (
-                                float(scanned[approximate].mean())
-                                * self.reduced_dim
-                                * CELL_PER_CODE_DIM
+                            cost += float(scanned[approximate].mean()) * (
+                                self.reduced_dim * SCAN_PER_CODE_DIM + GATHER_PER_ROW
                             )
                         if cost < cheapest:
                             cheapest = cost
@@ -871,17 +896,16 @@ class Partitioning:
 
         ``masks[mask_ids[i]]`` is query ``i``'s mask over all rows (default: one mask each). Per
         distinct mask the plan is the cheapest of: an exact scan of its rows (only when they are
-        few), a flat scan of their reduced codes, or grouped scoring of the cells the probe rule
-        visits; the last two keep the best candidates and rerank them exactly. With
-        ``index_cost`` (the collection's own plan per query, given the matching rows, k and the
-        number of queries), filters it prices lower than cells and flat scan are left out (plan
-        :data:`INDEX`) for the caller to answer through the collection.
+        few), a flat scan of the reduced codes of all its rows, or a scan of its rows in the cells
+        the probe rule visits; the last two keep the best candidates and rerank them exactly.
+        With ``index_cost`` (the collection's own plan per query, given the matching rows, k and
+        the number of queries), filters it prices lower are left out (plan :data:`INDEX`) for
+        the caller to answer through the collection.
         """
         m = len(queries)
         ids = np.arange(m, dtype=np.int64) if mask_ids is None else mask_ids
         k_max = int(ks.max())
         covered = min(self.covered_rows, snap.rows)
-        sizes = np.diff(self.cell_starts)
         reduced = self.project_queries(queries)
         centroid_scores = reduced @ self.centroids.T + self.centroid_bias[None, :]
         keep = ks.copy()
@@ -893,14 +917,9 @@ class Partitioning:
         rows_out = np.full((m, k_max), -1, np.int64)
         scanned = np.zeros(m, np.int64)
         plans = np.full(m, EXACT, np.int8)
-        # each query's best candidates so far by reduced score, merged block by block
+        # each query's best candidates by reduced score
         best_scores = np.full((m, keep_max), -np.inf, np.float32)
         best_rows = np.full((m, keep_max), -1, np.int64)
-        # routing: per distinct mask, the cells holding allowed rows, nearest first per query
-        pair_query: list[NDArray[np.int64]] = []
-        pair_cell: list[NDArray[np.int64]] = []
-        pair_full: list[NDArray[np.bool_]] = []
-        pair_first: list[NDArray[np.bool_]] = []
         approximate: list[tuple[int, NDArray[np.int64]]] = []
         rerank_cost = float(np.mean(keep)) * self.dim * planner.RERANK_PER_DIM
         for mask_id in np.unique(ids).tolist():
@@ -912,29 +931,25 @@ class Partitioning:
                 self._exact_into(snap, queries, members, mask, k_max, scores_out, rows_out)
                 scanned[members] = matching
                 continue
+            # the cells holding allowed rows, how many each, and who visits which
             in_cells = self.cell_of_row[allowed]
-            counts = np.bincount(in_cells[in_cells >= 0], minlength=self.cell_count)
+            held = in_cells[in_cells >= 0]
+            counts = np.bincount(held, minlength=self.cell_count)
             present = np.flatnonzero(counts).astype(np.int64)
-            near = centroid_scores[np.ix_(members, present)]
-            # price the cells from the gap rule alone (no sort): the cells within the gap, or
-            # as many rows as the floor needs at the filter's density in its cells
+            counts = counts[present]
             floor = np.maximum(probe.min_rows, keep[members])
-            close = near >= near.max(axis=1, keepdims=True) - probe.gap
-            present_rows = sizes[present].astype(np.float64)
-            density = matching / max(float(present_rows.sum()), 1.0)
-            visit_estimate = np.maximum(close @ present_rows, floor / max(density, 1e-9))
-            probe_estimate = np.maximum(
-                close.sum(axis=1), floor / max(density * float(present_rows.mean()), 1e-9)
-            )
-            # seconds per query (see REDUCED_PER_CODE_DIM): a flat scan gathers every allowed
-            # code once and scores it for each query; cells score the rows they visit
+            visits = self._visits(centroid_scores[np.ix_(members, present)], counts, probe, floor)
+            layout = self._cell_layout(present, counts, visits)
+            # seconds per query (see SCAN_PER_CODE_DIM): flat gathers every allowed row's code
+            # once per filter and scores it for every query of the filter; cells gather those
+            # in a cell some query visits and score each block of cells for the queries
+            # visiting one of them
             group = len(members)
-            flat_cost = (FILTER_FIXED + len(allowed) * GATHER_PER_ROW) / group + rerank_cost
-            flat_cost += len(allowed) * self.reduced_dim * REDUCED_PER_CODE_DIM
-            cell_cost = FILTER_FIXED / group + rerank_cost
-            cell_cost += float(np.mean(visit_estimate)) * self.reduced_dim * CELL_PER_CODE_DIM
-            cell_cost += float(np.mean(probe_estimate)) * CELL_VISIT / group
-            # the collection's own plan for these queries, priced in the same unit
+            flat_cost = (FILTER_FIXED + len(held) * GATHER_PER_ROW) / group + rerank_cost
+            flat_cost += len(held) * self.reduced_dim * SCAN_PER_CODE_DIM
+            cell_cost = (FILTER_FIXED + layout.rows * GATHER_PER_ROW) / group + rerank_cost
+            cell_cost += layout.work / group * self.reduced_dim * SCAN_PER_CODE_DIM
+            cell_cost += layout.blocks * CELL_BLOCK_FIXED / group
             own_cost = min(cell_cost, flat_cost / max(probe.flat_preference, 1e-9))
             if (
                 index_cost is not None
@@ -947,43 +962,19 @@ class Partitioning:
             if flat_cost <= probe.flat_preference * cell_cost:
                 positions = self.position_of_row[allowed]
                 positions = np.sort(positions[positions >= 0])  # in storage order: faster reads
-                block = reduced[members] @ self.codes[positions].T
-                if self.metric is Metric.L2:
-                    block += self.bias[positions]
-                _best_into(block, self.order[positions], members, best_scores, best_rows)
+                self._scan_into(reduced, members, positions, keep, best_scores, best_rows)
                 scanned[members] = len(positions)
                 plans[members] = FLAT
                 continue
-            ranked, near, seen, probes = _rank_cells(near, counts[present], probe.gap, floor)
-            take = np.arange(ranked.shape[1])[None, :] < probes[:, None]
-            row_i, col_j = np.nonzero(take)
-            cells = present[ranked[row_i, col_j]]
-            # the nearest cells, up to twice the candidates wanted, set each query's threshold
-            first = np.count_nonzero(seen < 2 * keep[members][:, None], axis=1) + 1
-            visit = np.bincount(row_i, weights=sizes[cells], minlength=len(members))
-            pair_query.append(members[row_i])
-            pair_cell.append(cells)
-            pair_full.append(counts[cells] == sizes[cells])
-            pair_first.append(col_j < first[row_i])
-            scanned[members] = visit.astype(np.int64)
+            # a query sees only the rows of the cells it visits itself, so its answer does not
+            # depend on the other queries of its filter
+            positions = self._cell_positions(layout, mask, allowed)
+            self._scan_cells(reduced, members, layout, positions, keep, best_scores, best_rows)
+            scanned[members] = layout.visible_rows
             plans[members] = CELLS
         if not approximate:
             return scores_out, rows_out, scanned, plans
 
-        if pair_query:
-            self._score_cells(
-                reduced,
-                ids,
-                masks,
-                covered,
-                np.concatenate(pair_query),
-                np.concatenate(pair_cell),
-                np.concatenate(pair_full),
-                np.concatenate(pair_first),
-                keep,
-                best_scores,
-                best_rows,
-            )
         # each query keeps its own number of candidates (k times the rerank factor)
         ranked = np.argsort(-best_scores, axis=1, kind="stable")
         candidates = np.take_along_axis(best_rows, ranked, axis=1)
@@ -1015,127 +1006,144 @@ class Partitioning:
                 scanned[members] += len(fresh)
         return scores_out, rows_out, scanned, plans
 
-    def _score_cells(
+    @staticmethod
+    def _visits(
+        near: Scores, counts: NDArray[np.int64], probe: _Probe, floor: NDArray[np.int64]
+    ) -> NDArray[np.bool_]:
+        """Return which of a filter's cells each query visits (see :func:`probe_counts`).
+
+        ``near``: the queries' centroid scores of the cells holding allowed rows, ``counts``
+        their allowed rows. A query visits the cells within the gap of its nearest, and only
+        when they hold fewer than its floor of allowed rows does it need its cells in order.
+        """
+        visits: NDArray[np.bool_] = near >= near.max(axis=1, keepdims=True) - probe.gap
+        short = np.flatnonzero(visits.astype(np.float32) @ counts.astype(np.float32) < floor)
+        if len(short):
+            ranked, _, _, probes = _rank_cells(near[short], counts, probe.gap, floor[short])
+            row_i, col_j = np.nonzero(np.arange(ranked.shape[1])[None, :] < probes[:, None])
+            visits[short[row_i], ranked[row_i, col_j]] = True
+        return visits
+
+    def _cell_layout(
+        self,
+        present: NDArray[np.int64],
+        counts: NDArray[np.int64],
+        visits: NDArray[np.bool_],
+    ) -> _CellLayout:
+        """Return how a filter's visited cells are scanned: in the locality order of their
+        centroids, in blocks of whole cells, each block scored for the queries visiting one of
+        its cells (neighbouring cells are mostly visited by the same queries).
+
+        ``present``: the cells holding allowed rows, ``counts`` how many each; ``visits``
+        (queries, cells): who visits which.
+        """
+        visited = np.flatnonzero(visits.any(axis=0))
+        cells = visited[np.argsort(self.cell_rank[present[visited]], kind="stable")]
+        sizes = counts[cells]
+        ends = np.cumsum(sizes)
+        bounds = np.flatnonzero(np.diff((ends - sizes) // SCAN_CELL_BLOCK, prepend=-1))
+        cell_visits = visits[:, cells]
+        block_visits = np.logical_or.reduceat(cell_visits, bounds, axis=1)
+        block_columns = np.diff(np.append((ends - sizes)[bounds], ends[-1]))
+        return _CellLayout(
+            cells=present[cells],
+            sizes=sizes,
+            bounds=bounds,
+            cell_visits=cell_visits,
+            block_visits=block_visits,
+            rows=int(ends[-1]),
+            work=int((block_visits * block_columns[None, :]).sum()),
+            visible_rows=(cell_visits * sizes[None, :]).sum(axis=1).astype(np.int64),
+        )
+
+    def _cell_positions(self, layout: _CellLayout, mask: Mask, allowed: Rows) -> Rows:
+        """Return the storage positions of the allowed rows of the layout's cells, cell by cell
+        in its order: read from the cells or from the allowed rows, whichever are fewer."""
+        starts = self.cell_starts[layout.cells]
+        lengths = self.cell_starts[layout.cells + 1] - starts
+        if int(lengths.sum()) <= len(allowed):
+            ends = np.cumsum(lengths)
+            every = np.repeat(starts - (ends - lengths), lengths) + np.arange(int(ends[-1]))
+            found: Rows = every[mask[self.order[every]]]
+            return found
+        slot = np.full(self.cell_count, -1, np.int64)
+        slot[layout.cells] = np.arange(len(layout.cells))
+        positions = self.position_of_row[allowed]
+        positions = positions[positions >= 0]
+        rank = slot[self.cell_of_position[positions]]
+        kept = rank >= 0
+        # by cell in layout order, then by position (storage order within a cell)
+        return positions[kept][np.lexsort((positions[kept], rank[kept]))]
+
+    def _scan_cells(
         self,
         reduced: Vectors,
-        ids: NDArray[np.int64],
-        masks: Sequence[Mask],
-        covered: int,
-        pair_query: NDArray[np.int64],
-        pair_cell: NDArray[np.int64],
-        pair_full: NDArray[np.bool_],
-        pair_first: NDArray[np.bool_],
+        members: NDArray[np.int64],
+        layout: _CellLayout,
+        positions: Rows,
         keep: NDArray[np.int64],
         best_scores: Scores,
         best_rows: Rows,
     ) -> None:
-        """Multi-query optimization: one matrix product per cell for every query probing it.
-
-        ``pair_*`` list the (query, cell) visits, each query's visits contiguous and nearest
-        first. Each query's nearest cells (``pair_first``) are scored first, into one padded line
-        per query, and their allowed rows give the query's ``keep``-th best score as a
-        threshold; in the remaining cells only entries above it are kept (most cells add none).
-        A cell costs one product, one comparison and a lookup in the packed masks; each query's
-        best candidates are selected once, at the end. The threshold only prunes, so which
-        cells come first changes the speed, never the answer (up to ties).
-        """
-        used = np.unique(ids[pair_query])
-        slot = np.full(len(masks), -1, np.int64)
-        slot[used] = np.arange(len(used))
-        packed = self._packed_masks([masks[i] for i in used.tolist()], covered)
-        query_slot = slot[ids]
-        sizes = np.diff(self.cell_starts)
-
-        # first pass: each query's nearest cells, padded into one line per query
-        first_query, first_cell = pair_query[pair_first], pair_cell[pair_first]
-        first_full = pair_full[pair_first]
-        lines, first_of_line, line_of = np.unique(
-            first_query, return_index=True, return_inverse=True
+        """Write the best candidates of ``members`` among the allowed rows (at storage
+        ``positions``, see :meth:`_cell_positions`) of the cells each visits."""
+        wanted = min(int(keep[members].max()), layout.rows)
+        queries = np.ascontiguousarray(reduced[members])
+        heaps = _Heaps(len(members), wanted)
+        cell_ends = np.append(layout.bounds[1:], len(layout.sizes))
+        column = 0
+        for block, (first, last) in enumerate(
+            zip(layout.bounds.tolist(), cell_ends.tolist(), strict=True)
+        ):
+            width = int(layout.sizes[first:last].sum())
+            lo, column = column, column + width
+            which = np.flatnonzero(layout.block_visits[:, block])
+            if len(which) == 0:
+                continue
+            scores = self._block_scores(queries[which], positions[lo:column])
+            visible = np.repeat(
+                layout.cell_visits[which, first:last], layout.sizes[first:last], axis=1
+            )
+            scores[~visible] = -np.inf
+            heaps.add(scores, which, np.arange(lo, column, dtype=np.int64))
+        found_scores, found = heaps.result()
+        best_scores[members, :wanted] = found_scores
+        best_rows[members, :wanted] = np.where(
+            found >= 0, self.order[positions[np.maximum(found, 0)]], -1
         )
-        length = sizes[first_cell]
-        begins = np.cumsum(length) - length
-        offset = begins - begins[first_of_line][line_of]  # a query's visits are contiguous
-        width = int((offset + length).max()) if len(lines) else 0
-        line_scores = np.full((len(lines), max(width, 1)), -np.inf, np.float32)
-        line_positions = np.zeros((len(lines), max(width, 1)), np.int64)
-        for group_pairs, cell in _by_cell(first_cell):
-            start, stop = int(self.cell_starts[cell]), int(self.cell_starts[cell + 1])
-            group = first_query[group_pairs]
-            block = reduced[group] @ self.codes[start:stop].T
-            block += self.bias[start:stop]
-            if not first_full[group_pairs].all():
-                allowed = _unpack_span(packed, query_slot[group], start, stop)
-                block = np.where(allowed, block, np.float32(-np.inf))
-            columns = offset[group_pairs][:, None] + np.arange(stop - start)[None, :]
-            target = line_of[group_pairs][:, None]
-            line_scores[target, columns] = block
-            line_positions[target, columns] = np.arange(start, stop)[None, :]
-        threshold = np.full(len(best_scores), -np.inf, np.float32)
-        found_query: list[NDArray[np.int64]] = []
-        found_score: list[Scores] = []
-        found_position: list[NDArray[np.int64]] = []
-        line_keep = keep[lines]
-        for wanted in np.unique(line_keep).tolist():
-            which = np.flatnonzero(line_keep == wanted)
-            scores = line_scores[which]
-            take = min(int(wanted), scores.shape[1])
-            if take < scores.shape[1]:
-                top = np.argpartition(-scores, take - 1, axis=1)[:, :take]
-            else:
-                top = np.broadcast_to(np.arange(take), (len(which), take))
-            top_scores = np.take_along_axis(scores, top, axis=1)
-            if take == wanted:
-                threshold[lines[which]] = top_scores.min(axis=1)
-            valid = np.isfinite(top_scores)
-            found_query.append(np.broadcast_to(lines[which][:, None], top.shape)[valid])
-            found_score.append(top_scores[valid])
-            found_position.append(np.take_along_axis(line_positions[which], top, axis=1)[valid])
-        del line_scores, line_positions
 
-        # second pass: the other cells, keeping only entries above each query's threshold
-        rest = ~pair_first
-        rest_query, rest_cell, rest_full = pair_query[rest], pair_cell[rest], pair_full[rest]
-        for group_pairs, cell in _by_cell(rest_cell):
-            start, stop = int(self.cell_starts[cell]), int(self.cell_starts[cell + 1])
-            group = rest_query[group_pairs]
-            block = reduced[group] @ self.codes[start:stop].T
-            block += self.bias[start:stop]
-            hit = block > threshold[group][:, None]
-            if not hit.any():
-                continue
-            if not rest_full[group_pairs].all():
-                hit &= _unpack_span(packed, query_slot[group], start, stop)
-            row_i, col_j = np.nonzero(hit)
-            if len(row_i) == 0:
-                continue
-            found_query.append(group[row_i])
-            found_score.append(block[row_i, col_j])
-            found_position.append(col_j + start)
-        if not found_query:
+    def _scan_into(
+        self,
+        reduced: Vectors,
+        members: NDArray[np.int64],
+        positions: Rows,
+        keep: NDArray[np.int64],
+        best_scores: Scores,
+        best_rows: Rows,
+    ) -> None:
+        """Write the best candidates of ``members`` among the codes at storage ``positions``
+        (gathered and scored a block at a time, one matrix product for all the members)."""
+        wanted = min(int(keep[members].max()), len(positions))
+        if wanted == 0:
             return
-        query, score, position = _segment_best(
-            np.concatenate(found_query),
-            np.concatenate(found_score),
-            np.concatenate(found_position),
-            keep,
+        queries = np.ascontiguousarray(reduced[members])
+        found_scores, found = _heap_scan(
+            queries,
+            len(positions),
+            wanted,
+            lambda lo, hi: self._block_scores(queries, positions[lo:hi]),
         )
-        counted = np.bincount(query, minlength=len(best_scores))
-        rank = np.arange(len(query)) - (np.cumsum(counted) - counted)[query]
-        best_scores[query, rank] = score
-        best_rows[query, rank] = self.order[position]
+        best_scores[members, :wanted] = found_scores
+        best_rows[members, :wanted] = np.where(
+            found >= 0, self.order[positions[np.maximum(found, 0)]], -1
+        )
 
-    def _packed_masks(self, masks: Sequence[Mask], covered: int) -> NDArray[np.uint8]:
-        """Return ``masks`` in storage order (cell by cell), one bit per row, one line each."""
-        width = len(self.order)
-        packed = np.zeros((len(masks), (width + 7) // 8 + 1), np.uint8)
-        scratch = np.zeros(width, np.bool_)
-        for i, mask in enumerate(masks):
-            allowed = np.flatnonzero(mask[:covered])
-            positions = self.position_of_row[allowed]
-            scratch[:] = False
-            scratch[positions[positions >= 0]] = True
-            packed[i, : (width + 7) // 8] = np.packbits(scratch, bitorder="little")
-        return packed
+    def _block_scores(self, queries: Vectors, positions: Rows) -> Scores:
+        """Return reduced scores of ``queries`` against the codes at storage ``positions``."""
+        block: Scores = queries @ self.codes[positions].T
+        if self.metric is Metric.L2:
+            block += self.bias[positions]
+        return block
 
     @staticmethod
     def _exact_into(
@@ -1570,93 +1578,110 @@ def _probe_depths(
     return _Depths(gaps, cum_matching, cum_scanned, positions)
 
 
-def _unpack_span(
-    packed: NDArray[np.uint8], lines: NDArray[np.int64], start: int, stop: int
-) -> NDArray[np.bool_]:
-    """Return the bits [start, stop) of the given lines of packed masks, as booleans."""
-    first, last = start >> 3, (stop + 7) >> 3
-    bits = np.unpackbits(packed[lines, first:last], axis=1, bitorder="little")
-    offset = start - (first << 3)
-    span: NDArray[np.bool_] = bits[:, offset : offset + stop - start].view(np.bool_)
-    return span
+class _Heaps:
+    """Each query's ``k`` best (score, id) so far, in faiss' heaps (no block is ever sorted)."""
+
+    def __init__(self, queries: int, k: int) -> None:
+        import faiss
+
+        # heaps of equal neutral entries need no heapify
+        self.values = np.full((queries, k), np.finfo(np.float32).min, np.float32)
+        self.ids = np.full((queries, k), -1, np.int64)
+        self.heaps: Any = faiss.float_minheap_array_t()
+        self.heaps.nh, self.heaps.k = queries, k
+        self.heaps.val = faiss.swig_ptr(self.values)
+        self.heaps.ids = faiss.swig_ptr(self.ids)
+        self.ptr = faiss.swig_ptr
+
+    def add(self, scores: Scores, which: NDArray[np.int64], ids: NDArray[np.int64]) -> None:
+        """Offer ``scores[i, j]`` (id ``ids[j]``) to the heap of query ``which[i]``."""
+        scores = np.ascontiguousarray(scores, dtype=np.float32)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        which = np.ascontiguousarray(which, dtype=np.int64)
+        width = scores.shape[1]
+        # few enough entries per call that faiss stays on the calling thread (above its
+        # threshold it opens an OpenMP region, whose wake-ups cost more than small blocks)
+        step = max(1, HEAP_SERIAL_ENTRIES // max(width, 1))
+        for first in range(0, len(which), step):
+            last = min(len(which), first + step)
+            self.heaps.addn_query_subset_with_ids(
+                last - first,
+                self.ptr(which[first:last]),
+                width,
+                self.ptr(scores[first:last]),
+                self.ptr(ids),
+                0,
+            )
+
+    def result(self) -> tuple[Scores, Rows]:
+        """Return each query's (scores, ids), best first; missing entries -inf / -1."""
+        order = np.argsort(-self.values, axis=1, kind="stable")
+        values = np.take_along_axis(self.values, order, axis=1)
+        ids = np.take_along_axis(self.ids, order, axis=1)
+        values[ids < 0] = -np.inf
+        return values, ids
 
 
-def _by_cell(cells: NDArray[np.int64]) -> Iterator[tuple[NDArray[np.int64], int]]:
-    """Yield (the visits of one cell, that cell) for every cell in ``cells``, by cell."""
-    by_cell = np.argsort(cells, kind="stable")
-    ordered = cells[by_cell]
-    bounds = np.flatnonzero(np.diff(ordered)) + 1
-    starts = [0, *bounds.tolist()]
-    stops = [*bounds.tolist(), len(ordered)]
-    for lo, hi in zip(starts, stops, strict=True):
-        if lo < hi:
-            yield by_cell[lo:hi], int(ordered[lo])
+@dataclass
+class _CellLayout:
+    """How one filter's visited cells are scanned (see :meth:`Partitioning._cell_layout`)."""
+
+    cells: NDArray[np.int64]  # the visited cells, in scan order
+    sizes: NDArray[np.int64]  # allowed rows of each visited cell, in scan order
+    bounds: NDArray[np.int64]  # first cell of each block
+    cell_visits: NDArray[np.bool_]  # (queries, cells): who visits each cell
+    block_visits: NDArray[np.bool_]  # (queries, blocks): who visits a cell of each block
+    rows: int  # allowed rows in visited cells
+    work: int  # (query, row) scores the blocks compute
+    visible_rows: NDArray[np.int64]  # rows each query sees
+
+    @property
+    def blocks(self) -> int:
+        """The number of blocks scored."""
+        return len(self.bounds)
 
 
-def _segment_best(
-    query: NDArray[np.int64],
-    score: Scores,
-    position: NDArray[np.int64],
-    keep: NDArray[np.int64],
-) -> tuple[NDArray[np.int64], Scores, NDArray[np.int64]]:
-    """Return each query's ``keep[query]`` best entries, grouped by query, best first.
+def _heap_scan(
+    queries: Vectors,
+    width: int,
+    k: int,
+    score: Callable[[int, int], Scores],
+    visible: NDArray[np.bool_] | None = None,
+    block: int = SCAN_BLOCK,
+) -> tuple[Scores, Rows]:
+    """Return each query's ``k`` best (scores, columns) of ``width`` columns, best first.
 
-    Ties go to the lower storage position, so a query's answer never depends on the others.
+    ``score(lo, hi)`` gives the (queries, hi - lo) scores of columns [lo, hi); ``visible``
+    hides entries (-inf). A block costs its product and one comparison per entry in the
+    heaps. Missing entries are -inf / -1.
     """
-    order = np.lexsort((position, -score, query))
-    query, score, position = query[order], score[order], position[order]
-    counted = np.bincount(query, minlength=len(keep))
-    rank = np.arange(len(query)) - (np.cumsum(counted) - counted)[query]
-    kept = rank < keep[query]
-    return query[kept], score[kept], position[kept]
+    heaps = _Heaps(len(queries), k)
+    everyone = np.arange(len(queries), dtype=np.int64)
+    for lo in range(0, width, block):
+        hi = min(width, lo + block)
+        scores = np.ascontiguousarray(score(lo, hi), dtype=np.float32)
+        if visible is not None:
+            scores[~visible[:, lo:hi]] = -np.inf
+        heaps.add(scores, everyone, np.arange(lo, hi, dtype=np.int64))
+    return heaps.result()
 
 
-def _best_into(
-    block: Scores, rows: Rows, group: NDArray[np.int64], best_scores: Scores, best_rows: Rows
-) -> None:
-    """Write each query's best entries of a scored block (one line per query of ``group``).
-
-    Wide lines are cut first at a threshold taken from a strided sample of each line (a few
-    times more entries pass it than are kept), so the selection sorts only those; a line with
-    too few entries above its threshold is selected whole.
-    """
-    keep = best_scores.shape[1]
-    width = block.shape[1]
-    if width <= keep:
-        best_scores[group, :width] = block
-        best_rows[group, :width] = rows[None, :]
-        return
-    step = width // (8 * keep)
-    if step < 4:
-        _select_into(block, rows, group, best_scores, best_rows)
-        return
-    sample = block[:, ::step]
-    rank = min(sample.shape[1], math.ceil(3 * keep / step) + 1)
-    threshold = np.partition(sample, sample.shape[1] - rank, axis=1)[:, sample.shape[1] - rank]
-    passing = block >= threshold[:, None]
-    short = np.count_nonzero(passing, axis=1) < keep
-    if short.any():
-        _select_into(block[short], rows, group[short], best_scores, best_rows)
-        passing[short] = False
-    line, column = np.nonzero(passing)
-    order = np.lexsort((column, -block[line, column], line))
-    line, column = line[order], column[order]
-    counted = np.bincount(line, minlength=len(group))
-    rank_in_line = np.arange(len(line)) - (np.cumsum(counted) - counted)[line]
-    kept = rank_in_line < keep
-    line, column, rank_in_line = line[kept], column[kept], rank_in_line[kept]
-    best_scores[group[line], rank_in_line] = block[line, column]
-    best_rows[group[line], rank_in_line] = rows[column]
-
-
-def _select_into(
-    block: Scores, rows: Rows, group: NDArray[np.int64], best_scores: Scores, best_rows: Rows
-) -> None:
-    """Write each line's ``best_scores.shape[1]`` best entries (a partial sort of the line)."""
-    keep = best_scores.shape[1]
-    top = np.argpartition(block, block.shape[1] - keep, axis=1)[:, block.shape[1] - keep :]
-    best_scores[group] = np.take_along_axis(block, top, axis=1)
-    best_rows[group] = rows[top]
+def _locality_order(points: Vectors, leaf: int = 8) -> NDArray[np.int64]:
+    """Return an order of ``points`` that keeps near points mostly near each other: the leaves
+    of a PCA tree (each node halved at the median of its principal direction), left first."""
+    out: list[NDArray[np.int64]] = []
+    stack = [np.arange(len(points), dtype=np.int64)]
+    while stack:
+        node = stack.pop()
+        if len(node) <= leaf:
+            out.append(node)
+            continue
+        centred = points[node] - points[node].mean(axis=0)
+        direction = np.linalg.svd(centred, full_matrices=False)[2][0]
+        by_side = node[np.argsort(centred @ direction, kind="stable")]
+        half = len(node) // 2
+        stack.extend((by_side[half:], by_side[:half]))
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
 def _rank_cells(

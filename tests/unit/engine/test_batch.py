@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -502,26 +503,76 @@ def test_equal_filters_share_one_key_and_atoms_are_the_required_conjuncts() -> N
 
 
 @pytest.mark.parametrize("width", [3, 40, 400, 20_000])
-def test_best_entries_of_wide_blocks_equal_a_full_sort(width: int) -> None:
-    from vecdb.engine.batch import _best_into
+@pytest.mark.parametrize("block", [7, 1024])
+def test_heap_scan_keeps_each_querys_best_visible_entries(width: int, block: int) -> None:
+    from vecdb.engine.batch import _heap_scan
 
     rng = np.random.default_rng(width)
     keep, lines = 10, 9
-    block = rng.standard_normal((lines, width)).astype(np.float32)
-    block[0] = np.round(block[0])  # many ties
-    block[1, : width // 2] = -np.inf  # half the line not allowed
-    rows = rng.permutation(10 * width)[:width].astype(np.int64)
-    group = np.arange(lines, dtype=np.int64) * 2  # lines land in every other query
-    best_scores = np.full((2 * lines, keep), -np.inf, np.float32)
-    best_rows = np.full((2 * lines, keep), -1, np.int64)
-    _best_into(block, rows, group, best_scores, best_rows)
+    scores = rng.standard_normal((lines, width)).astype(np.float32)
+    scores[0] = np.round(scores[0])  # many ties
+    visible = rng.random((lines, width)) < 0.7
+    visible[1, : width // 2] = False  # half the line hidden
+    visible[2] = False  # a query that sees nothing
+    queries = np.zeros((lines, 4), np.float32)
+    got_scores, got_columns = _heap_scan(
+        queries, width, keep, lambda lo, hi: scores[:, lo:hi], visible, block=block
+    )
     for line in range(lines):
-        expected = np.sort(block[line])[::-1][:keep]
-        got = best_scores[group[line]]
-        np.testing.assert_array_equal(np.sort(got)[::-1][: len(expected)], expected)
-        found = best_rows[group[line]][: len(expected)]
-        # every returned row carries its own score
-        column_of = {int(r): c for c, r in enumerate(rows)}
-        own = block[line][[column_of[int(r)] for r in found]]
-        np.testing.assert_array_equal(own, got[: len(expected)])
-    assert (best_rows[1::2] == -1).all()  # queries outside the group untouched
+        seen = np.flatnonzero(visible[line])
+        expected = np.sort(scores[line, seen])[::-1][:keep]
+        found = got_columns[line][got_columns[line] >= 0]
+        assert len(found) == len(expected)
+        np.testing.assert_array_equal(got_scores[line][: len(found)], expected)  # best first
+        assert visible[line, found].all()  # never an entry the query may not see
+        np.testing.assert_array_equal(scores[line, found], expected)  # each with its own score
+        assert len(set(found.tolist())) == len(found)
+        assert (got_scores[line][len(found) :] == -np.inf).all()
+
+
+def test_locality_order_keeps_near_centroids_near() -> None:
+    from vecdb.engine.batch import _locality_order
+
+    rng = np.random.default_rng(3)
+    centres = 10 * rng.standard_normal((16, 8))
+    cluster = rng.permutation(np.repeat(np.arange(16), 25))
+    points = (centres[cluster] + 0.1 * rng.standard_normal((len(cluster), 8))).astype(np.float32)
+    order = _locality_order(points)
+    assert sorted(order.tolist()) == list(range(len(points)))  # a permutation
+    # each cluster ends up in few runs of the order (a shuffle would give about 24 each)
+    runs = 1 + np.count_nonzero(np.diff(cluster[order]) != 0)
+    assert runs <= 2 * 16
+    assert len(_locality_order(points[:3])) == 3
+    assert len(_locality_order(points[:0])) == 0
+
+
+def test_the_collections_plan_is_priced_above_zero_for_any_group(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from vecdb.engine.batch import _Reader
+
+    database, docs = make_collection(tmp_path_factory.mktemp("priced"), "cosine", count=4_000)
+    docs.build_index(
+        config=AnnConfig(
+            projection="pca",
+            reduced_dim=12,
+            code_bits=8,
+            structure="ivf",
+            list_count=32,
+            nprobe=8,
+            rerank_factor=4,
+        )
+    )
+    # the selector plan, narrow and broad filters, whatever the planner would pick here
+    docs.planner = replace(docs.planner, force="index+selector")
+    reader = _Reader(docs)
+    with reader.snapshot() as snap:
+        cost = reader.index_cost(snap)
+    assert cost is not None
+    for matching in (100, 1_000, 3_999):
+        alone = cost(matching, 10, 1)
+        for queries in (1, 8, 4_096):
+            shared = cost(matching, 10, queries)
+            # sharing a filter's work between its queries lowers the price, never below zero
+            assert 0.0 < shared <= alone
+    database.close()
