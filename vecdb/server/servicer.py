@@ -72,6 +72,7 @@ def unary(
     @functools.wraps(method)
     def handler(self: VectorServicer, request: Request, context: grpc.ServicerContext) -> Response:
         try:
+            threads.one_thread_here()  # requests run in parallel: no OpenMP fan-out per call
             principal = authenticate(self.config, context.invocation_metadata())
             return method(self, request, principal)
         except Exception as error:  # every failure leaves as a status code
@@ -91,6 +92,7 @@ def streaming(
         self: VectorServicer, request: Any, context: grpc.ServicerContext
     ) -> Iterator[Response]:
         try:
+            threads.one_thread_here()
             principal = authenticate(self.config, context.invocation_metadata())
             yield from method(self, request, principal)
         except Exception as error:

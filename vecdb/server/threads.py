@@ -9,8 +9,14 @@ while it serves queries, and lets index builds and batch plans, which run long p
 purpose, use every core while they run. OpenBLAS's thread count is process-wide, so a search that
 runs during a build also gets the wider setting until the build ends.
 
-faiss's OpenMP threads are not limited: a single-query faiss search does not open a parallel
-region, and builds want them.
+faiss's OpenMP threads follow the same policy, per thread: OpenMP keeps its thread count per
+calling thread, so a request handler limits its own thread to one (:func:`one_thread_here`; many
+faiss searches open a parallel region even for one query, and on a busy machine the region's
+second thread, waiting for a core, made a 0.07 ms tenant scan take several ms) while a build in
+another handler widens only its own. OpenMP's idle threads wait passively (they sleep instead of
+spinning at barriers, which slowed small searches down ~10x when they shared cores with gRPC
+workers) unless ``OMP_WAIT_POLICY`` says otherwise; that is read when faiss loads, so
+:mod:`vecdb.engine` sets it before anything imports faiss.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+
+import vecdb.engine  # noqa: F401  (sets OpenMP's wait policy before anything here loads faiss)
 
 _lock = threading.Lock()
 _controller: ThreadpoolController | None = None
@@ -44,17 +52,38 @@ def blas_threads() -> list[int]:
     return [int(info["num_threads"]) for info in controller.info() if info["user_api"] == "blas"]
 
 
+def one_thread_here() -> None:
+    """Limit faiss's OpenMP to one thread for parallel regions started by the calling thread."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
+def openmp_threads() -> int:
+    """Return the OpenMP thread count for regions the calling thread starts."""
+    import faiss
+
+    return int(faiss.omp_get_max_threads())
+
+
 @contextmanager
 def all_cores() -> Iterator[None]:
-    """Let BLAS use every core inside the block (index builds, batch plans)."""
+    """Let BLAS, and faiss's OpenMP in this thread, use every core inside the block (index
+    builds, batch plans)."""
     global _wide
+    import faiss
+
+    cores = os.cpu_count() or 1
     with _lock:
         _wide += 1
         if _wide == 1 and _controller is not None:
-            _controller.limit(limits=os.cpu_count() or 1, user_api="blas")
+            _controller.limit(limits=cores, user_api="blas")
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(cores)
     try:
         yield
     finally:
+        faiss.omp_set_num_threads(before)
         with _lock:
             _wide -= 1
             if _wide == 0 and _controller is not None:
