@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--recall-target",
         type=float,
-        help="recall@k a new partitioning is calibrated for (default 0.95)",
+        help="recall@k a new partitioning is calibrated for (default 0.98)",
     )
     _connection_options(batch)
     batch.set_defaults(func=cmd_batch)

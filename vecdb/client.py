@@ -506,7 +506,7 @@ class Client:
         The server plans the stream as a whole, chunk by chunk, and results arrive as each
         chunk is done (not in query order). ``partitioning``: answer through the workload
         partitioning saved under that name. ``save_partitioning``: learn a partitioning from
-        these queries (calibrated for ``recall_target``, default 0.95), save it under that
+        these queries (calibrated for ``recall_target``, default 0.98), save it under that
         name for later batches, then answer through it; the server reads the whole stream
         first and reports the build to ``on_progress(stage, fraction)``. Closing the iterator
         early cancels the call, and the server stops working on it.

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from vecdb import convert
 from vecdb.engine import Collection, Database, Hits, SearchOptions
 from vecdb.engine.batch import (
+    DEFAULT_RECALL_TARGET,
     BatchQuery,
     Partitioning,
     drop_partitioning,
@@ -440,7 +441,7 @@ class VectorServicer(pb_grpc.VectorServiceServicer):
                 Partitioning.build,
                 collection,
                 queries,
-                recall_target=options.recall_target or 0.95,
+                recall_target=options.recall_target or DEFAULT_RECALL_TARGET,
                 progress=lambda stage, fraction: updates.put((stage, fraction)),
             )
             while not built.done() or not updates.empty():
