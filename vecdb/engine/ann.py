@@ -58,11 +58,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-# faiss' OpenMP threads spin at barriers by default; when they share cores with other threads
-# (gRPC workers, other processes) a descheduled spinner slowed small builds and searches down
-# ~10x in our measurements. Passive waiting avoids that; an explicit user setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import faiss
 import numpy as np
 from numpy.typing import NDArray
