@@ -614,6 +614,39 @@ class AnnIndex:
         params.sel = selector
         return params, (bitmap, selector)
 
+    def _scan_lists(
+        self,
+        ivf: Any,
+        reduced: NDArray[np.float32],
+        assign: NDArray[np.int64],
+        coarse: NDArray[np.float32],
+        count: int,
+        mask: NDArray[np.bool_],
+    ) -> NDArray[np.int64]:
+        """Return each query's ``count`` best matching rows among the lists in its row of
+        ``assign`` (-1 skips a slot), scanned with the mask as a selector; -1 pads."""
+        m, width = assign.shape
+        params, keep_alive = self._params(width, mask)
+        found_distances = np.empty((m, count), dtype=np.float32)
+        found = np.empty((m, count), dtype=np.int64)
+        ivf.search_preassigned_c(
+            m,
+            faiss.swig_ptr(np.ascontiguousarray(reduced, dtype=np.float32)),
+            count,
+            faiss.swig_ptr(np.ascontiguousarray(assign)),
+            faiss.swig_ptr(np.ascontiguousarray(coarse, dtype=np.float32)),
+            faiss.swig_ptr(found_distances),
+            faiss.swig_ptr(found),
+            False,
+            params,
+        )
+        del keep_alive
+        # the selector already skips non-matching rows; the mask check also drops -1 padding
+        candidates: NDArray[np.int64] = np.where(
+            (found >= 0) & mask[np.maximum(found, 0)], found, -1
+        )
+        return candidates
+
     def _new_params(self, knob: int) -> Any:
         params: Any
         if self.config.structure == "hnsw":
@@ -742,25 +775,9 @@ class AnnIndex:
         power = planner.coverage_exponent(self.filter_exponents, selectivity)
         width = max(1, min(lists, math.ceil(nprobe * selectivity ** (power - 1.0))))
         count = min(self.covered_rows, k * rerank_factor)
-        m = queries.shape[0]
         reduced = self.projection.project_queries(queries)
         coarse, assign = ivf.quantizer.search(reduced, width)
-        params, keep_alive = self._params(width, mask)
-        found_distances = np.empty((m, count), dtype=np.float32)
-        found = np.empty((m, count), dtype=np.int64)
-        ivf.search_preassigned_c(
-            m,
-            faiss.swig_ptr(reduced),
-            count,
-            faiss.swig_ptr(assign),
-            faiss.swig_ptr(coarse),
-            faiss.swig_ptr(found_distances),
-            faiss.swig_ptr(found),
-            False,
-            params,
-        )
-        del keep_alive
-        candidates = np.where((found >= 0) & mask[np.maximum(found, 0)], found, -1)
+        candidates = self._scan_lists(ivf, reduced, assign, coarse, count, mask)
         if stats is not None:
             stats["widened"] = 1.0
             stats["lists_probed"] = float(width)
@@ -852,27 +869,12 @@ class AnnIndex:
                 extra = self._rows_in_lists(rows, sampled, probe_order, exact_lists)
         assign = np.where(chosen, probe_order[:, :width], -1).astype(np.int64)
         coarse = np.ascontiguousarray(np.take_along_axis(distances, probe_order[:, :width], 1))
-        params, keep_alive = self._params(width, mask)
-        found_distances = np.empty((m, count), dtype=np.float32)
-        found = np.empty((m, count), dtype=np.int64)
-        ivf.search_preassigned_c(
-            m,
-            faiss.swig_ptr(np.ascontiguousarray(reduced, dtype=np.float32)),
-            count,
-            faiss.swig_ptr(assign),
-            faiss.swig_ptr(coarse),
-            faiss.swig_ptr(found_distances),
-            faiss.swig_ptr(found),
-            False,
-            params,
-        )
-        del keep_alive
+        candidates = self._scan_lists(ivf, reduced, assign, coarse, count, mask)
         if stats is not None:
             stats["lists_probed"] = float(probes.mean())
             scanned = np.where(assign >= 0, sizes[np.maximum(assign, 0)], 0).sum(axis=1)
             stats["codes_scanned"] = float(scanned.mean())
             stats["rows_scored_exactly"] = 0.0 if extra is None else float((extra >= 0).sum() / m)
-        candidates = np.where((found >= 0) & mask[np.maximum(found, 0)], found, -1)
         if extra is not None:
             candidates = np.concatenate([candidates, extra], axis=1)
         return self._rerank(queries, candidates, k, vectors)
