@@ -78,6 +78,21 @@ FILTERS: tuple[flt.Filter | None, ...] = (
 )
 
 
+def build_pinned_ivf(docs: Collection) -> None:
+    """Build a small IVF index with every knob pinned, so the build measures nothing (fast)."""
+    docs.build_index(
+        config=AnnConfig(
+            projection="pca",
+            reduced_dim=12,
+            code_bits=8,
+            structure="ivf",
+            list_count=32,
+            nprobe=8,
+            rerank_factor=4,
+        )
+    )
+
+
 def make_queries(
     collection: Collection, count: int, seed: int = 1, *, tenants: bool = True
 ) -> list[BatchQuery]:
@@ -300,18 +315,7 @@ def test_with_an_index_filters_the_partitioning_does_not_fit_take_the_collection
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     database, docs = make_collection(tmp_path_factory.mktemp("indexed"), "cosine", count=4_000)
-    # every knob pinned, so the build measures nothing and stays fast
-    docs.build_index(
-        config=AnnConfig(
-            projection="pca",
-            reduced_dim=12,
-            code_bits=8,
-            structure="ivf",
-            list_count=32,
-            nprobe=8,
-            rerank_factor=4,
-        )
-    )
+    build_pinned_ivf(docs)
     queries = make_queries(docs, 150)
     partitioning = build(docs, queries, recall_target=0.9)
     # every filter above the exact threshold is priced against the collection's own plan
@@ -552,17 +556,7 @@ def test_the_collections_plan_is_priced_above_zero_for_any_group(
     from vecdb.engine.batch import _Reader
 
     database, docs = make_collection(tmp_path_factory.mktemp("priced"), "cosine", count=4_000)
-    docs.build_index(
-        config=AnnConfig(
-            projection="pca",
-            reduced_dim=12,
-            code_bits=8,
-            structure="ivf",
-            list_count=32,
-            nprobe=8,
-            rerank_factor=4,
-        )
-    )
+    build_pinned_ivf(docs)
     # the selector plan, narrow and broad filters, whatever the planner would pick here
     docs.planner = replace(docs.planner, force="index+selector")
     reader = _Reader(docs)
