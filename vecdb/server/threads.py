@@ -12,7 +12,7 @@ runs during a build also gets the wider setting until the build ends.
 faiss's OpenMP threads follow the same policy, per thread: OpenMP keeps its thread count per
 calling thread, so a request handler limits its own thread to one (:func:`one_thread_here`; many
 faiss searches open a parallel region even for one query, and on a busy machine the region's
-second thread, waiting for a core, made a 0.07 ms tenant scan take several ms) while a build in
+second thread, waiting for a core, holds up the whole small scan) while a build in
 another handler widens only its own. OpenMP's idle threads wait passively (they sleep instead of
 spinning at barriers, which slowed small searches down ~10x when they shared cores with gRPC
 workers) unless ``OMP_WAIT_POLICY`` says otherwise; that is read when faiss loads, so
