@@ -3,8 +3,8 @@
 import os
 
 # faiss's OpenMP threads spin at barriers by default; when they share cores with other threads
-# (gRPC workers, other processes) a descheduled spinner slowed small builds and searches down
-# ~10x in our measurements. Passive waiting avoids that; an explicit user setting wins. OpenMP
+# (gRPC workers, other processes) a descheduled spinner holds up small builds and searches.
+# Passive waiting avoids that; an explicit user setting wins. OpenMP
 # reads it when faiss loads, so it is set here, before any engine module imports faiss.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

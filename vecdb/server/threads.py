@@ -14,7 +14,7 @@ calling thread, so a request handler limits its own thread to one (:func:`one_th
 faiss searches open a parallel region even for one query, and on a busy machine the region's
 second thread, waiting for a core, holds up the whole small scan) while a build in
 another handler widens only its own. OpenMP's idle threads wait passively (they sleep instead of
-spinning at barriers, which slowed small searches down ~10x when they shared cores with gRPC
+spinning at barriers, which slows small searches down when they share cores with gRPC
 workers) unless ``OMP_WAIT_POLICY`` says otherwise; that is read when faiss loads, so
 :mod:`vecdb.engine` sets it before anything imports faiss.
 """
