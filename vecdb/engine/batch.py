@@ -492,6 +492,8 @@ class Partitioning:
     rerank_factor: float = 4.0
     measured_recall: float | None = None
     build_seconds: float = 0.0
+    # cells stored in the locality order of their centroids (so storage order is scan order)
+    locality_ordered: bool = False
     cell_of_row: NDArray[np.int32] = field(init=False, repr=False)
     position_of_row: NDArray[np.int64] = field(init=False, repr=False)
     cell_of_position: NDArray[np.int32] = field(init=False, repr=False)
@@ -504,8 +506,34 @@ class Partitioning:
         self.position_of_row = np.full(self.covered_rows, -1, np.int64)
         self.position_of_row[self.order] = np.arange(len(self.order))
         self.cell_of_position = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
-        self.cell_rank = np.empty(len(sizes), np.int64)
-        self.cell_rank[_locality_order(self.centroids)] = np.arange(len(sizes))
+        if self.locality_ordered:
+            self.cell_rank = np.arange(len(sizes), dtype=np.int64)
+        else:
+            self.cell_rank = np.empty(len(sizes), np.int64)
+            self.cell_rank[_locality_order(self.centroids)] = np.arange(len(sizes))
+
+    def in_locality_order(self) -> Partitioning:
+        """Return this partitioning with its cells stored in the locality order of their
+        centroids, so a filter's scan reads the codes in storage order (no sort by cell)."""
+        if self.locality_ordered:
+            return self
+        cells = np.argsort(self.cell_rank, kind="stable")
+        sizes = np.diff(self.cell_starts)[cells]
+        ends = np.cumsum(sizes)
+        positions = np.repeat(self.cell_starts[cells] - (ends - sizes), sizes) + np.arange(
+            int(ends[-1]) if len(ends) else 0
+        )
+        return replace(
+            self,
+            order=self.order[positions],
+            codes=np.ascontiguousarray(self.codes[positions]),
+            bias=self.bias[positions],
+            cell_starts=np.concatenate([[0], ends]).astype(np.int64),
+            cell_leaf=self.cell_leaf[cells],
+            centroids=np.ascontiguousarray(self.centroids[cells]),
+            centroid_bias=self.centroid_bias[cells],
+            locality_ordered=True,
+        )
 
     # --- description ----------------------------------------------------------------------------
 
@@ -703,11 +731,15 @@ class Partitioning:
         # the projection: reuse the index's when it has one, else PCA on a sample of the data
         say("projection", 0.2)
         projection: Projection | None = None
+        index_projection = getattr(collection.index, "projection", None)
+        if not isinstance(index_projection, Projection) or index_projection.dim != dim:
+            index_projection = None
         if reduced_dim == -1:
             reduced_dim = None if dim <= 64 else max(32, int(16 * round(dim / 3 / 16)))
+            if index_projection is not None:
+                reduced_dim = index_projection.reduced_dim
         if reduced_dim is not None and reduced_dim < dim:
-            index_projection = getattr(collection.index, "projection", None)
-            if isinstance(index_projection, Projection) and index_projection.dim == dim:
+            if index_projection is not None and index_projection.reduced_dim == reduced_dim:
                 projection = index_projection
             else:
                 fit_rows = np.sort(
@@ -778,6 +810,7 @@ class Partitioning:
             nodes=nodes,
             leaf_paths=leaf_paths,
         )
+        part = part.in_locality_order()
         say("calibration", 0.95)
         part._calibrate(collection, workload, recall_target, settings, rng)
         part.build_seconds = time.perf_counter() - started
@@ -1072,6 +1105,12 @@ class Partitioning:
         positions = positions[positions >= 0]
         rank = slot[self.cell_of_position[positions]]
         kept = rank >= 0
+        if self.locality_ordered:
+            # layout order is storage order: one pass over a flag per position sorts them
+            flags = np.zeros(len(self.order), np.bool_)
+            flags[positions[kept]] = True
+            in_order: Rows = np.flatnonzero(flags)
+            return in_order
         # by cell in layout order, then by position (storage order within a cell)
         return positions[kept][np.lexsort((positions[kept], rank[kept]))]
 
@@ -1140,7 +1179,18 @@ class Partitioning:
 
     def _block_scores(self, queries: Vectors, positions: Rows) -> Scores:
         """Return reduced scores of ``queries`` against the codes at storage ``positions``."""
-        block: Scores = queries @ self.codes[positions].T
+        first = int(positions[0]) if len(positions) else 0
+        if (
+            self.locality_ordered  # positions then ascend: first and last bound a run
+            and len(positions)
+            and int(positions[-1]) - first + 1 == len(positions)
+        ):
+            # a run of consecutive positions (whole cells allowed): no gather
+            block: Scores = queries @ self.codes[first : first + len(positions)].T
+            if self.metric is Metric.L2:
+                block += self.bias[first : first + len(positions)]
+            return block
+        block = queries @ self.codes[positions].T
         if self.metric is Metric.L2:
             block += self.bias[positions]
         return block
@@ -1200,6 +1250,7 @@ class Partitioning:
             "rerank_factor": self.rerank_factor,
             "measured_recall": self.measured_recall,
             "build_seconds": self.build_seconds,
+            "locality_ordered": self.locality_ordered,
             "nodes": [
                 {"leaf": node.leaf}
                 if node.atom is None
@@ -1274,6 +1325,7 @@ class Partitioning:
             rerank_factor=float(meta["rerank_factor"]),
             measured_recall=meta["measured_recall"],
             build_seconds=float(meta["build_seconds"]),
+            locality_ordered=bool(meta.get("locality_ordered", False)),
         )
         if collection is not None:
             part.check_fits(collection)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -356,6 +357,43 @@ def test_partitioning_save_then_load_gives_identical_results(
         assert first_id == second_id
         assert first.ids == second.ids
         np.testing.assert_array_equal(first.scores, second.scores)
+
+
+def test_cells_are_stored_in_scan_order_and_an_older_layout_answers_the_same(
+    cosine_docs: Collection, tmp_path: Path
+) -> None:
+    queries = make_queries(cosine_docs, 120)
+    partitioning = build(cosine_docs, queries, reduced_dim=12)
+    assert partitioning.locality_ordered
+    np.testing.assert_array_equal(partitioning.cell_rank, np.arange(partitioning.cell_count))
+    # a partitioning saved before cells were stored in scan order: its cells are ranked from
+    # their centroids and its allowed rows sorted by cell rank, with the same answers
+    partitioning.save(tmp_path / "part")
+    meta_path = tmp_path / "part" / "partitioning.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["locality_ordered"]
+    meta_path.write_text(json.dumps(meta))
+    older = Partitioning.load(tmp_path / "part", cosine_docs)
+    assert not older.locality_ordered
+    before = run_batch(cosine_docs, queries, partitioning=partitioning, settings=THROUGH_CELLS)
+    after = run_batch(cosine_docs, queries, partitioning=older, settings=THROUGH_CELLS)
+    for (first_id, first), (second_id, second) in zip(before, after, strict=True):
+        assert first_id == second_id
+        assert first.ids == second.ids
+        np.testing.assert_allclose(first.scores, second.scores, rtol=1e-5)
+
+
+def test_an_explicit_reduced_dim_is_honoured_beside_the_indexs_projection(
+    fresh_docs: Collection,
+) -> None:
+    build_pinned_ivf(fresh_docs)
+    index = fresh_docs.index
+    assert index is not None
+    queries = make_queries(fresh_docs, 40)
+    default = build(fresh_docs, queries)
+    assert default.reduced_dim == index.projection.reduced_dim
+    wanted = index.projection.reduced_dim // 2
+    assert build(fresh_docs, queries, reduced_dim=wanted).reduced_dim == wanted
 
 
 def test_load_refuses_a_partitioning_of_another_collection(
