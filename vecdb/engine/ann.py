@@ -117,6 +117,9 @@ FILTER_COVERAGE_EXPONENT = planner.FILTER_COVERAGE_EXPONENT
 # the lists (whole lists plus a sprinkle of rows from everywhere, as topic-correlated
 # attributes are), the exponent tried from the cheapest down until recall@10 minus
 # TUNE_MARGIN_ERRORS standard errors reaches the index's recall target under every filter.
+# Each filter is searched through the plan its selectivity gets (counted probing below
+# FILTER_WIDEN_MIN_SHARE, the widened scan from it), so the exponent is measured on the search
+# that will use it.
 FILTER_CALIBRATION_EXPONENTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)
 FILTER_CALIBRATION_SELECTIVITIES = (0.01, 0.1)
 FILTER_CALIBRATION_QUERIES = 200
@@ -143,6 +146,10 @@ FILTER_WIDEN_MIN_SHARE = planner.FILTER_WIDEN_MIN_SHARE
 _FILES = ("meta.json", "projection.npz", "structure.faiss")
 # written with the index, or later once an index saved without it is calibrated
 FILTER_FILE = "filter.json"
+# the rule a calibration was measured by: 2 measures broad filters on the widened scan they get
+# (1 measured every selectivity on the counted probing); an index loaded with an older one
+# calibrates again, once
+FILTER_CALIBRATION_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -723,8 +730,8 @@ class AnnIndex:
         for a filter many rows pass, else the lists holding matches probed in centroid order
         until enough matching rows are covered; then an exact rerank.
 
-        ``exponent`` overrides the index's coverage exponent (calibration tries several; it
-        measures the counted probing only).
+        ``exponent`` overrides the index's coverage exponent (calibration tries several, each
+        through the plan the selectivity gets, as a search does).
         """
         if rows is not None:
             rows = rows[: np.searchsorted(rows, self.covered_rows)]
@@ -732,9 +739,9 @@ class AnnIndex:
         else:
             matching = int(np.count_nonzero(mask))
         selectivity = matching / max(self.covered_rows, 1)
-        if exponent is None and selectivity >= FILTER_WIDEN_MIN_SHARE:
+        if selectivity >= FILTER_WIDEN_MIN_SHARE:
             candidates, covered = self._widened_candidates(
-                queries, k, mask, nprobe, rerank_factor, selectivity, stats
+                queries, k, mask, nprobe, rerank_factor, selectivity, stats, exponent
             )
             if covered.all():
                 return self._rerank(queries, candidates, k, vectors)
@@ -747,7 +754,16 @@ class AnnIndex:
                     queries[covered], candidates[covered], k, vectors
                 )
             scores[short], found[short] = self._search_ivf_counted(
-                queries[short], k, vectors, mask, rows, matching, nprobe, rerank_factor, None
+                queries[short],
+                k,
+                vectors,
+                mask,
+                rows,
+                matching,
+                nprobe,
+                rerank_factor,
+                None,
+                exponent,
             )
             if stats is not None:
                 stats["queries_probing_by_count"] = float(short.sum())
@@ -765,6 +781,7 @@ class AnnIndex:
         rerank_factor: int,
         selectivity: float,
         stats: dict[str, float] | None,
+        exponent: float | None = None,
     ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
         """Return the ``k * rerank_factor`` best candidates of a scan of the nearest ``nprobe *
         selectivity ** (exponent - 1)`` lists with the mask as a selector (lists covering as
@@ -772,7 +789,11 @@ class AnnIndex:
         query whether the scanned lists held that many matching rows."""
         ivf, _, sizes, _ = self._ivf_lists()
         lists = len(sizes)
-        power = planner.coverage_exponent(self.filter_exponents, selectivity)
+        power = (
+            planner.coverage_exponent(self.filter_exponents, selectivity)
+            if exponent is None
+            else exponent
+        )
         width = max(1, min(lists, math.ceil(nprobe * selectivity ** (power - 1.0))))
         count = min(self.covered_rows, k * rerank_factor)
         reduced = self.projection.project_queries(queries)
@@ -1049,6 +1070,7 @@ class AnnIndex:
                 chosen, passed = best[1], False  # none passed: the one that came closest
             exponents[f"{share:g}"] = chosen
         self.filter_calibration = {
+            "version": FILTER_CALIBRATION_VERSION,
             "exponents": exponents,
             "passed": passed,
             "recall_goal": goal,
@@ -1177,6 +1199,8 @@ class AnnIndex:
         calibration = (
             json.loads(calibration_file.read_text()) if calibration_file.exists() else None
         )
+        if calibration is not None and calibration.get("version") != FILTER_CALIBRATION_VERSION:
+            calibration = None  # measured by an older rule: the loader calibrates again
         return cls(
             metric=meta["metric"],
             dim=int(meta["dim"]),

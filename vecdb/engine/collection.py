@@ -909,7 +909,8 @@ class Collection:
             return False  # not from this store: ignore rather than serve wrong rows
         target = stamp.get("recall_target", 0.0)
         if index.config.structure == "ivf" and index.filter_calibration is None:
-            # saved before indexes calibrated their filtered search: measure once, keep it
+            # saved before indexes calibrated their filtered search, or calibrated by an older
+            # rule (see vecdb.engine.ann.FILTER_CALIBRATION_VERSION): measure once, keep it
             self._calibrate_filters(
                 index, float(target) if isinstance(target, int | float) else 0.95
             )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import faiss
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -255,8 +257,28 @@ def test_the_build_calibrates_the_filtered_search_and_keeps_its_recall(
     )
 
 
-def test_an_index_saved_without_a_calibration_is_calibrated_once_on_load(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_an_exponent_under_calibration_reaches_the_widened_scan_of_a_broad_filter(
+    clustered_index: tuple[NDArray[np.float32], NDArray[np.int64], AnnIndex],
+) -> None:
+    points, _, index = clustered_index
+    data = points[:20_000]
+    allowed = np.random.default_rng(2).random(20_000) < 0.1
+    nprobe = int(index.config.nprobe or 1)
+    for power in (0.9, 0.5):
+        stats: dict[str, float] = {}
+        index._search_ivf_filtered(
+            points[20_000:20_010], K, data, allowed, None, nprobe, 4, stats, exponent=power
+        )
+        # the plan a 10% filter gets at search time, widened by the exponent tried
+        assert stats["widened"] == 1.0
+        lists = int(faiss.extract_index_ivf(index._structure).nlist)
+        share = np.count_nonzero(allowed[: index.covered_rows]) / index.covered_rows
+        assert stats["lists_probed"] == min(lists, math.ceil(nprobe * share ** (power - 1.0)))
+
+
+@pytest.mark.parametrize("saved_as", ["without a calibration", "calibrated by an older rule"])
+def test_an_index_saved_without_a_current_calibration_is_calibrated_once_on_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, saved_as: str
 ) -> None:
     points, picks = _clustered(6_000, 16, 24, seed=5)
     database = Database(tmp_path / "data")
@@ -272,12 +294,17 @@ def test_an_index_saved_without_a_calibration_is_calibrated_once_on_load(
     # 1% of 6,000 rows is too few to measure: only the 10% filters are calibrated
     assert set(info["filter_coverage_exponents"]) == {"0.1"}
     database.close()
-    # an index saved before indexes calibrated themselves: no calibration file
     (saved,) = (tmp_path / "data").rglob(ann.FILTER_FILE)
-    saved.unlink()
+    if saved_as == "without a calibration":
+        saved.unlink()  # saved before indexes calibrated themselves
+    else:  # before broad filters were calibrated on the scan they get
+        older = json.loads(saved.read_text())
+        del older["version"]
+        saved.write_text(json.dumps(older))
     database = Database(tmp_path / "data")
     reopened = database.collection("docs").index_info()
     assert reopened["filter_calibration"] is not None
+    assert reopened["filter_calibration"]["version"] == ann.FILTER_CALIBRATION_VERSION
     assert "sampled rows" in reopened["filter_calibration"]["source"]
     assert saved.exists()
     database.close()
