@@ -119,7 +119,8 @@ FILTER_COVERAGE_EXPONENT = planner.FILTER_COVERAGE_EXPONENT
 # TUNE_MARGIN_ERRORS standard errors reaches the index's recall target under every filter.
 # Each filter is searched through the plan its selectivity gets (counted probing below
 # FILTER_WIDEN_MIN_SHARE, the widened scan from it), so the exponent is measured on the search
-# that will use it.
+# that will use it; when the widened scan misses the target at every exponent (its few
+# reranked candidates, not its coverage, limit it), broad filters take counted probing instead.
 FILTER_CALIBRATION_EXPONENTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)
 FILTER_CALIBRATION_SELECTIVITIES = (0.01, 0.1)
 FILTER_CALIBRATION_QUERIES = 200
@@ -146,10 +147,11 @@ FILTER_WIDEN_MIN_SHARE = planner.FILTER_WIDEN_MIN_SHARE
 _FILES = ("meta.json", "projection.npz", "structure.faiss")
 # written with the index, or later once an index saved without it is calibrated
 FILTER_FILE = "filter.json"
-# the rule a calibration was measured by: 2 measures broad filters on the widened scan they get
-# (1 measured every selectivity on the counted probing); an index loaded with an older one
-# calibrates again, once
-FILTER_CALIBRATION_VERSION = 2
+# the rule a calibration was measured by: 3 measures a broad filter on the widened scan it gets,
+# and where no exponent keeps that scan on target, on counted probing, which its searches then
+# take (see AnnIndex.widen_min_share); 1 measured every selectivity on counted probing and kept
+# the widened scan. An index loaded with an older calibration calibrates again, once.
+FILTER_CALIBRATION_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -522,6 +524,16 @@ class AnnIndex:
         return index
 
     @property
+    def widen_min_share(self) -> float:
+        """Return the share of rows matching from which a filtered search scans the nearest
+        lists widened: ``FILTER_WIDEN_MIN_SHARE``, or never (inf) when the calibration found
+        that scan short of the recall target at a broad selectivity (counted probing then)."""
+        calibration = self.filter_calibration
+        if calibration is None or all(calibration.get("widened", {}).values()):
+            return FILTER_WIDEN_MIN_SHARE
+        return math.inf
+
+    @property
     def filter_exponents(self) -> tuple[tuple[float, float], ...]:
         """Return the (selectivity, coverage exponent) points of filtered IVF searches: the
         calibrated ones, else the default at every selectivity."""
@@ -725,13 +737,14 @@ class AnnIndex:
         rerank_factor: int,
         stats: dict[str, float] | None,
         exponent: float | None = None,
+        widen: bool | None = None,
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """Return the filtered search's ``(scores, rows)``: a widened scan of the nearest lists
         for a filter many rows pass, else the lists holding matches probed in centroid order
         until enough matching rows are covered; then an exact rerank.
 
-        ``exponent`` overrides the index's coverage exponent (calibration tries several, each
-        through the plan the selectivity gets, as a search does).
+        ``exponent`` overrides the index's coverage exponent and ``widen`` whether a broad
+        filter gets the widened scan (calibration tries both).
         """
         if rows is not None:
             rows = rows[: np.searchsorted(rows, self.covered_rows)]
@@ -739,7 +752,9 @@ class AnnIndex:
         else:
             matching = int(np.count_nonzero(mask))
         selectivity = matching / max(self.covered_rows, 1)
-        if selectivity >= FILTER_WIDEN_MIN_SHARE:
+        if widen is None:
+            widen = selectivity >= self.widen_min_share
+        if widen and selectivity >= FILTER_WIDEN_MIN_SHARE:
             candidates, covered = self._widened_candidates(
                 queries, k, mask, nprobe, rerank_factor, selectivity, stats, exponent
             )
@@ -1037,33 +1052,52 @@ class AnnIndex:
         tried: dict[str, dict[str, float]] = {}
         exponents: dict[str, float] = {}
         passed = True
-        # per selectivity: the largest (cheapest) exponent every filter of it passes with
+        # per selectivity: the largest (cheapest) exponent every filter of it passes with, on
+        # the widened scan for a broad selectivity unless no exponent keeps it on target there
+        widened: dict[str, bool] = {}
         for share in sorted(set(shares.values())):
             names = [name for name, value in shares.items() if value == share]
             best: tuple[float, float] | None = None  # (lowest bound over the filters, exponent)
             chosen: float | None = None
-            for power in FILTER_CALIBRATION_EXPONENTS:
-                lowest = math.inf
-                for name in names:
-                    mask, want = masks[name], truth[name]
-                    allowed = np.flatnonzero(mask).astype(np.int64)
-                    _, found = self._search_ivf_filtered(
-                        queries, k, vectors, mask, allowed, nprobe, factor, None, exponent=power
-                    )
-                    hits = (found[:, :, None] == want[:, None, :]) & (want[:, None, :] >= 0)
-                    per_query = hits.any(axis=1).sum(axis=1) / np.maximum(
-                        1, (want >= 0).sum(axis=1)
-                    )
-                    recall = float(per_query.mean())
-                    error = float(per_query.std() / math.sqrt(m))
-                    tried.setdefault(name, {})[f"{power:g}"] = recall
-                    lowest = min(lowest, recall - TUNE_MARGIN_ERRORS * error)
-                    if lowest < goal:
-                        break  # this exponent fails: no need to measure the other filters
-                if best is None or lowest > best[0]:
-                    best = (lowest, power)
-                if lowest >= goal:
-                    chosen = power
+            plans = (True, False) if share >= FILTER_WIDEN_MIN_SHARE else (False,)
+            for widen in plans:
+                label = "widened " if widen else ("counted " if len(plans) > 1 else "")
+                best = None
+                for power in FILTER_CALIBRATION_EXPONENTS:
+                    lowest = math.inf
+                    for name in names:
+                        mask, want = masks[name], truth[name]
+                        allowed = np.flatnonzero(mask).astype(np.int64)
+                        _, found = self._search_ivf_filtered(
+                            queries,
+                            k,
+                            vectors,
+                            mask,
+                            allowed,
+                            nprobe,
+                            factor,
+                            None,
+                            exponent=power,
+                            widen=widen,
+                        )
+                        hits = (found[:, :, None] == want[:, None, :]) & (want[:, None, :] >= 0)
+                        per_query = hits.any(axis=1).sum(axis=1) / np.maximum(
+                            1, (want >= 0).sum(axis=1)
+                        )
+                        recall = float(per_query.mean())
+                        error = float(per_query.std() / math.sqrt(m))
+                        tried.setdefault(name, {})[f"{label}{power:g}"] = recall
+                        lowest = min(lowest, recall - TUNE_MARGIN_ERRORS * error)
+                        if lowest < goal:
+                            break  # this exponent fails: no need to measure the other filters
+                    if best is None or lowest > best[0]:
+                        best = (lowest, power)
+                    if lowest >= goal:
+                        chosen = power
+                        break
+                if len(plans) > 1:
+                    widened[f"{share:g}"] = widen
+                if chosen is not None:
                     break
             if chosen is None:
                 assert best is not None
@@ -1072,6 +1106,7 @@ class AnnIndex:
         self.filter_calibration = {
             "version": FILTER_CALIBRATION_VERSION,
             "exponents": exponents,
+            "widened": widened,
             "passed": passed,
             "recall_goal": goal,
             "queries": m,

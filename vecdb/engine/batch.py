@@ -264,7 +264,7 @@ class _Reader:
             if plan.name == planner.INDEX_SELECTOR:
                 # one call per filter shares the work on its mask: the bitmap and the list
                 # counts, or (broad filters) the passes over the mask (as the planner prices it)
-                if matching / max(shape.rows, 1) >= planner.FILTER_WIDEN_MIN_SHARE:
+                if matching / max(shape.rows, 1) >= shape.widen_min_share:
                     shared = shape.rows * planner.MASK_PASS_PER_ROW
                 else:
                     shared = planner.SELECTOR_FIXED

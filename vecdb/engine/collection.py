@@ -675,6 +675,7 @@ class Collection:
             ef_search=config.ef_search or 64,
             rerank_factor=config.rerank_factor or 1,
             filter_exponents=index.filter_exponents,
+            widen_min_share=index.widen_min_share,
         )
         self._shape = (index, shape)
         if self.planner.index != shape:

@@ -90,6 +90,10 @@ class IndexShape:
     # the index's own (calibrated) coverage exponents for filtered IVF searches:
     # (selectivity, exponent) points, see coverage_exponent
     filter_exponents: tuple[tuple[float, float], ...] = ((1.0, FILTER_COVERAGE_EXPONENT),)
+    # from this share of the rows matching a filtered IVF search scans the nearest lists widened
+    # (FILTER_WIDEN_MIN_SHARE, or never when the index's calibration found the widened scan short
+    # of its recall target)
+    widen_min_share: float = FILTER_WIDEN_MIN_SHARE
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,7 @@ def estimate(matching: int, k: int, dim: int, shape: IndexShape) -> dict[str, fl
         wanted = max(coverage * selectivity**power, k * shape.rerank_factor)
         scanned = min(rows, wanted / selectivity)
         counted = min(matching, 16 * shape.lists)
-        if selectivity >= FILTER_WIDEN_MIN_SHARE:
+        if selectivity >= shape.widen_min_share:
             # the nearest lists, as many as cover that many matching rows spread evenly, scanned
             # with the filter as a selector: no ranking of the lists holding matches
             selector = INDEX_FIXED + rows * MASK_PASS_PER_ROW + scanned * per_code + rerank

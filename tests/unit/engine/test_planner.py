@@ -267,13 +267,45 @@ def test_an_exponent_under_calibration_reaches_the_widened_scan_of_a_broad_filte
     for power in (0.9, 0.5):
         stats: dict[str, float] = {}
         index._search_ivf_filtered(
-            points[20_000:20_010], K, data, allowed, None, nprobe, 4, stats, exponent=power
+            points[20_000:20_010],
+            K,
+            data,
+            allowed,
+            None,
+            nprobe,
+            4,
+            stats,
+            exponent=power,
+            widen=True,
         )
         # the plan a 10% filter gets at search time, widened by the exponent tried
         assert stats["widened"] == 1.0
         lists = int(faiss.extract_index_ivf(index._structure).nlist)
         share = np.count_nonzero(allowed[: index.covered_rows]) / index.covered_rows
         assert stats["lists_probed"] == min(lists, math.ceil(nprobe * share ** (power - 1.0)))
+
+
+def test_broad_filters_take_counted_probing_where_the_widened_scan_missed_its_target(
+    clustered_index: tuple[NDArray[np.float32], NDArray[np.int64], AnnIndex],
+) -> None:
+    points, _, index = clustered_index
+    calibration = index.filter_calibration
+    assert calibration is not None and set(calibration["widened"]) == {"0.1"}
+    data = points[:20_000]
+    allowed = np.random.default_rng(3).random(20_000) < 0.1
+    queries = points[20_000:20_010]
+    try:
+        for widened, expected in ((True, planner.FILTER_WIDEN_MIN_SHARE), (False, math.inf)):
+            index.filter_calibration = {**calibration, "widened": {"0.1": widened}}
+            assert index.widen_min_share == expected
+            stats: dict[str, float] = {}
+            index.search(queries, K, vectors=data, allowed=allowed, stats=stats)
+            assert ("widened" in stats) == widened
+            shape = replace(SHAPE, widen_min_share=index.widen_min_share)
+            costs = planner.estimate(100_000, K, 384, shape)
+            assert costs[planner.INDEX_SELECTOR] > 0
+    finally:
+        index.filter_calibration = calibration
 
 
 @pytest.mark.parametrize("saved_as", ["without a calibration", "calibrated by an older rule"])
