@@ -43,7 +43,9 @@ interpolates between them; ``FILTER_COVERAGE_EXPONENT`` is the default of an ind
 A filter that many rows pass (``FILTER_WIDEN_MIN_SHARE``) skips the counting and ranking: the
 nearest ``nprobe * selectivity ** (exponent - 1)`` lists are scanned with the filter as a
 selector, which covers as many matching rows when the matches spread evenly; a query whose
-scanned lists held fewer matches than it reranks falls back to the counted probing.
+scanned lists held fewer matches than it reranks falls back to the counted probing. The
+calibration measures broad filters on that scan, and where no exponent keeps it on target,
+broad filters take the counted probing instead (:attr:`AnnIndex.widen_min_share`).
 On HNSW ``ef_search`` grows by ``selectivity ** -FILTER_COVERAGE_EXPONENT``.
 """
 

@@ -8,7 +8,8 @@ Plans:
   has covered as many matching rows as keep the recall the index was tuned for (see
   :mod:`vecdb.engine.ann`); a query still short of ``k`` widens, then falls back to exact.
   From ``FILTER_WIDEN_MIN_SHARE`` of the rows matching, it scans the nearest lists instead,
-  widened to cover as many matching rows, with no per-query counting or ranking of lists.
+  widened to cover as many matching rows, with no per-query counting or ranking of lists, where
+  the index's calibration found that scan on target (``IndexShape.widen_min_share``).
 - ``index+postfilter``: the index searched unfiltered with over-fetch, then non-matching results
   dropped, falling back to the selector plan if fewer than ``k`` remain.
 - ``index``: no filter, or one every live row passes: the plain index search.
