@@ -121,8 +121,9 @@ FILTER_COVERAGE_EXPONENT = planner.FILTER_COVERAGE_EXPONENT
 # TUNE_MARGIN_ERRORS standard errors reaches the index's recall target under every filter.
 # Each filter is searched through the plan its selectivity gets (counted probing below
 # FILTER_WIDEN_MIN_SHARE, the widened scan from it), so the exponent is measured on the search
-# that will use it; when the widened scan misses the target at every exponent (its few
-# reranked candidates, not its coverage, limit it), broad filters take counted probing instead.
+# that will use it; when the widened scan misses the target at every exponent (a fixed set of
+# nearest lists misses the matches of queries whose matches lie elsewhere, which counted
+# probing goes on to find), broad filters take counted probing instead.
 FILTER_CALIBRATION_EXPONENTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)
 FILTER_CALIBRATION_SELECTIVITIES = (0.01, 0.1)
 FILTER_CALIBRATION_QUERIES = 200
