@@ -734,10 +734,10 @@ class Partitioning:
         index_projection = getattr(collection.index, "projection", None)
         if not isinstance(index_projection, Projection) or index_projection.dim != dim:
             index_projection = None
-        if reduced_dim == -1:
+        if reduced_dim == -1 and index_projection is not None:
+            reduced_dim = index_projection.reduced_dim
+        elif reduced_dim == -1:
             reduced_dim = None if dim <= 64 else max(32, int(16 * round(dim / 3 / 16)))
-            if index_projection is not None:
-                reduced_dim = index_projection.reduced_dim
         if reduced_dim is not None and reduced_dim < dim:
             if index_projection is not None and index_projection.reduced_dim == reduced_dim:
                 projection = index_projection
@@ -1099,20 +1099,17 @@ class Partitioning:
             every = np.repeat(starts - (ends - lengths), lengths) + np.arange(int(ends[-1]))
             found: Rows = every[mask[self.order[every]]]
             return found
-        slot = np.full(self.cell_count, -1, np.int64)
-        slot[layout.cells] = np.arange(len(layout.cells))
+        visited = np.zeros(self.cell_count, np.bool_)
+        visited[layout.cells] = True
         positions = self.position_of_row[allowed]
         positions = positions[positions >= 0]
-        rank = slot[self.cell_of_position[positions]]
-        kept = rank >= 0
-        if self.locality_ordered:
-            # layout order is storage order: one pass over a flag per position sorts them
-            flags = np.zeros(len(self.order), np.bool_)
-            flags[positions[kept]] = True
-            in_order: Rows = np.flatnonzero(flags)
-            return in_order
-        # by cell in layout order, then by position (storage order within a cell)
-        return positions[kept][np.lexsort((positions[kept], rank[kept]))]
+        # cells are stored in layout (locality) order: one pass over a flag per position puts
+        # the rows in layout order, by cell and by position within a cell
+        assert self.locality_ordered, "built and loaded partitionings are in locality order"
+        flags = np.zeros(len(self.order), np.bool_)
+        flags[positions[visited[self.cell_of_position[positions]]]] = True
+        in_order: Rows = np.flatnonzero(flags)
+        return in_order
 
     def _scan_cells(
         self,
@@ -1179,18 +1176,7 @@ class Partitioning:
 
     def _block_scores(self, queries: Vectors, positions: Rows) -> Scores:
         """Return reduced scores of ``queries`` against the codes at storage ``positions``."""
-        first = int(positions[0]) if len(positions) else 0
-        if (
-            self.locality_ordered  # positions then ascend: first and last bound a run
-            and len(positions)
-            and int(positions[-1]) - first + 1 == len(positions)
-        ):
-            # a run of consecutive positions (whole cells allowed): no gather
-            block: Scores = queries @ self.codes[first : first + len(positions)].T
-            if self.metric is Metric.L2:
-                block += self.bias[first : first + len(positions)]
-            return block
-        block = queries @ self.codes[positions].T
+        block: Scores = queries @ self.codes[positions].T
         if self.metric is Metric.L2:
             block += self.bias[positions]
         return block
@@ -1326,7 +1312,7 @@ class Partitioning:
             measured_recall=meta["measured_recall"],
             build_seconds=float(meta["build_seconds"]),
             locality_ordered=bool(meta.get("locality_ordered", False)),
-        )
+        ).in_locality_order()  # one saved before cells were stored in scan order: reorder once
         if collection is not None:
             part.check_fits(collection)
         return part

@@ -359,22 +359,23 @@ def test_partitioning_save_then_load_gives_identical_results(
         np.testing.assert_array_equal(first.scores, second.scores)
 
 
-def test_cells_are_stored_in_scan_order_and_an_older_layout_answers_the_same(
+def test_cells_are_stored_in_scan_order_and_an_older_layout_is_reordered_on_load(
     cosine_docs: Collection, tmp_path: Path
 ) -> None:
     queries = make_queries(cosine_docs, 120)
     partitioning = build(cosine_docs, queries, reduced_dim=12)
     assert partitioning.locality_ordered
     np.testing.assert_array_equal(partitioning.cell_rank, np.arange(partitioning.cell_count))
-    # a partitioning saved before cells were stored in scan order: its cells are ranked from
-    # their centroids and its allowed rows sorted by cell rank, with the same answers
+    # a partitioning saved before cells were stored in scan order is reordered once on load,
+    # with the same answers
     partitioning.save(tmp_path / "part")
     meta_path = tmp_path / "part" / "partitioning.json"
     meta = json.loads(meta_path.read_text())
     del meta["locality_ordered"]
     meta_path.write_text(json.dumps(meta))
     older = Partitioning.load(tmp_path / "part", cosine_docs)
-    assert not older.locality_ordered
+    assert older.locality_ordered
+    np.testing.assert_array_equal(older.cell_rank, np.arange(older.cell_count))
     before = run_batch(cosine_docs, queries, partitioning=partitioning, settings=THROUGH_CELLS)
     after = run_batch(cosine_docs, queries, partitioning=older, settings=THROUGH_CELLS)
     for (first_id, first), (second_id, second) in zip(before, after, strict=True):
