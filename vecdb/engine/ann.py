@@ -150,11 +150,14 @@ FILTER_WIDEN_MIN_SHARE = planner.FILTER_WIDEN_MIN_SHARE
 _FILES = ("meta.json", "projection.npz", "structure.faiss")
 # written with the index, or later once an index saved without it is calibrated
 FILTER_FILE = "filter.json"
-# the rule a calibration was measured by: 3 measures a broad filter on the widened scan it gets,
-# and where no exponent keeps that scan on target, on counted probing, which its searches then
-# take (see AnnIndex.widen_min_share); 1 measured every selectivity on counted probing and kept
-# the widened scan. An index loaded with an older calibration calibrates again, once.
-FILTER_CALIBRATION_VERSION = 3
+# the rule a calibration was measured by: 4 as 3, with the widened scan on the exactly nearest
+# lists (before, the lists came from the structure's quantizer, which for a graph quantizer
+# returns fewer lists than asked past its efSearch, and not the nearest ones); 3 measures a broad
+# filter on the widened scan it gets, and where no exponent keeps that scan on target, on counted
+# probing, which its searches then take (see AnnIndex.widen_min_share); 1 measured every
+# selectivity on counted probing and kept the widened scan. An index loaded with an older
+# calibration calibrates again, once.
+FILTER_CALIBRATION_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -815,7 +818,16 @@ class AnnIndex:
         width = max(1, min(lists, math.ceil(nprobe * selectivity ** (power - 1.0))))
         count = min(self.covered_rows, k * rerank_factor)
         reduced = self.projection.project_queries(queries)
-        coarse, assign = ivf.quantizer.search(reduced, width)
+        # the nearest lists ranked exactly: a graph quantizer asked for many more lists than its
+        # efSearch returns fewer, and not the nearest ones
+        distances, keyed = self._centroid_distances(reduced)
+        if width < lists:
+            nearest = np.argpartition(keyed, width - 1, axis=1)[:, :width]
+        else:
+            nearest = np.broadcast_to(np.arange(lists), (len(reduced), lists))
+        order = np.take_along_axis(nearest, np.argsort(np.take_along_axis(keyed, nearest, 1)), 1)
+        assign = np.ascontiguousarray(order, dtype=np.int64)
+        coarse = np.ascontiguousarray(np.take_along_axis(distances, assign, 1))
         candidates = self._scan_lists(ivf, reduced, assign, coarse, count, mask)
         if stats is not None:
             stats["widened"] = 1.0
@@ -841,7 +853,7 @@ class AnnIndex:
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """Probe, per query, the lists holding matching rows in centroid order until enough
         matching rows are covered; then rerank exactly."""
-        ivf, list_of_row, sizes, centroids = self._ivf_lists()
+        ivf, list_of_row, sizes, _ = self._ivf_lists()
         lists = len(sizes)
         if rows is None and matching <= self.covered_rows * FILTER_ROWS_MAX_SHARE:
             rows = np.flatnonzero(mask[: self.covered_rows]).astype(np.int64)
@@ -865,16 +877,7 @@ class AnnIndex:
                 np.full((m, k), -1, dtype=np.int64),
             )
         reduced = self.projection.project_queries(queries)
-        # distances to the centroids as faiss defines them (its probes need them)
-        dots = reduced @ centroids.T
-        if self.metric == "l2":
-            centroid_squares = np.einsum("ij,ij->i", centroids, centroids)
-            query_squares = np.einsum("ij,ij->i", reduced, reduced)[:, None]
-            distances = (query_squares - 2.0 * dots + centroid_squares[None, :]).astype(np.float32)
-            keyed = distances
-        else:
-            distances = dots.astype(np.float32, copy=False)
-            keyed = -distances
+        distances, keyed = self._centroid_distances(reduced)
         # what the tuned nprobe covers for this query unfiltered, scaled by the selectivity
         nearest = min(nprobe, lists)
         if nearest < lists:
@@ -917,6 +920,21 @@ class AnnIndex:
         if extra is not None:
             candidates = np.concatenate([candidates, extra], axis=1)
         return self._rerank(queries, candidates, k, vectors)
+
+    def _centroid_distances(
+        self, reduced: NDArray[np.float32]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """Return each query's distances to every list's centroid as faiss defines them (its
+        probes take them) and the same as a key that sorts nearest first."""
+        _, _, _, centroids = self._ivf_lists()
+        dots = reduced @ centroids.T
+        if self.metric == "l2":
+            centroid_squares = np.einsum("ij,ij->i", centroids, centroids)
+            query_squares = np.einsum("ij,ij->i", reduced, reduced)[:, None]
+            distances = (query_squares - 2.0 * dots + centroid_squares[None, :]).astype(np.float32)
+            return distances, distances
+        distances = dots.astype(np.float32, copy=False)
+        return distances, -distances
 
     def _mask_sample(self) -> tuple[int, NDArray[np.int32]]:
         """Return the stride of the rows sampled to count a mask's matches per list, and the

@@ -154,6 +154,45 @@ def test_a_broad_correlated_filter_scans_the_nearest_lists_with_a_selector(
     )
 
 
+def test_the_widened_scan_takes_the_exactly_nearest_lists_past_a_graph_quantizers_reach() -> None:
+    # a graph quantizer asked for many more lists than its efSearch returns fewer of them, and
+    # not the nearest ones; the widened scan ranks the centroids itself
+    rng = np.random.default_rng(5)
+    centers = rng.standard_normal((64, 32)).astype(np.float32)
+    data = (centers[rng.integers(0, 64, 20_000)] + 0.5 * rng.standard_normal((20_000, 32))).astype(
+        np.float32
+    )
+    config = AnnConfig(
+        projection="pca",
+        reduced_dim=32,
+        code_bits=8,
+        structure="ivf",
+        list_count=512,
+        nprobe=8,
+        rerank_factor=4,
+        index_factory="IVF512_HNSW32,SQ8",
+    )
+    index = AnnIndex.build(data, "ip", config=config)
+    ivf, _, sizes, centroids = index._ivf_lists()
+    queries = rng.standard_normal((20, 32)).astype(np.float32)
+    width = 256
+    _, graph_lists = ivf.quantizer.search(index.projection.project_queries(queries), width)
+    assert (graph_lists < 0).any()  # what the graph alone would scan: fewer lists
+    allowed = rng.random(20_000) < 0.1
+    share = np.count_nonzero(allowed) / len(allowed)
+    power = 1.0 + math.log((width - 0.5) / 8) / math.log(
+        share
+    )  # ceil(nprobe * share ** (power - 1))
+    stats: dict[str, float] = {}
+    _, found = index._search_ivf_filtered(
+        queries, K, data, allowed, None, 8, 4, stats, exponent=power, widen=True
+    )
+    assert stats["lists_probed"] == width
+    nearest = np.argsort(-(index.projection.project_queries(queries) @ centroids.T), axis=1)
+    assert stats["codes_scanned"] == pytest.approx(sizes[nearest[:, :width]].sum(axis=1).mean())
+    assert allowed[found[found >= 0]].all()
+
+
 def test_queries_whose_nearest_lists_hold_too_few_matches_probe_the_lists_holding_them(
     clustered_index: tuple[NDArray[np.float32], NDArray[np.int64], AnnIndex],
 ) -> None:
