@@ -98,6 +98,8 @@ IVF_TRAIN_ROWS_PER_LIST = 20
 IVF_MIN_ROWS_PER_LIST = 39
 # Rows per block when projecting or scanning the full matrix (bounds temporary memory).
 BLOCK_ROWS = 65_536
+# Queries per block when ranking every centroid for them (bounds the distance matrix).
+RANK_BLOCK_QUERIES = 2048
 # Bytes of gathered full-precision candidates per rerank block.
 RERANK_BLOCK_BYTES = 32 << 20
 TIMING_REPEATS = 2
@@ -298,8 +300,10 @@ def _factory_string(
         return f"HNSW{degree_or_lists}_SQ{code_bits}"
     lists = str(degree_or_lists)
     if degree_or_lists >= HNSW_QUANTIZER_MIN_LISTS:
-        # Many lists: a small HNSW graph over the centroids assigns rows and picks lists in
-        # O(log lists) instead of a scan of all centroids (at build and at every query).
+        # Many lists: a small HNSW graph over the centroids assigns the rows at build in
+        # O(log lists) instead of a scan of all centroids. Searches rank the centroids exactly
+        # (one product per query block): the graph returns fewer lists than asked once nprobe
+        # passes its efSearch, and not the nearest ones (AnnIndex._candidates).
         lists += f"_HNSW{HNSW_QUANTIZER_DEGREE}"
     if code_bits == 8:
         return f"IVF{lists},SQ8"
@@ -503,6 +507,7 @@ class AnnIndex:
         self._ivf: Any = None
         self._sample: tuple[int, NDArray[np.int32]] | None = None
         self._scan_cost: float | None = None
+        self._graph: bool | None = None
 
     # ---------------------------------------------------------------- build
 
@@ -646,26 +651,32 @@ class AnnIndex:
         assign: NDArray[np.int64],
         coarse: NDArray[np.float32],
         count: int,
-        mask: NDArray[np.bool_],
+        mask: NDArray[np.bool_] | None,
     ) -> NDArray[np.int64]:
         """Return each query's ``count`` best matching rows among the lists in its row of
-        ``assign`` (-1 skips a slot), scanned with the mask as a selector; -1 pads."""
+        ``assign`` (-1 skips a slot), scanned with the mask (if any) as a selector; -1 pads."""
         m, width = assign.shape
         params, keep_alive = self._params(width, mask)
         found_distances = np.empty((m, count), dtype=np.float32)
         found = np.empty((m, count), dtype=np.int64)
+        # named, so the arrays faiss reads outlive the call
+        queries = np.ascontiguousarray(reduced, dtype=np.float32)
+        lists = np.ascontiguousarray(assign, dtype=np.int64)
+        distances = np.ascontiguousarray(coarse, dtype=np.float32)
         ivf.search_preassigned_c(
             m,
-            faiss.swig_ptr(np.ascontiguousarray(reduced, dtype=np.float32)),
+            faiss.swig_ptr(queries),
             count,
-            faiss.swig_ptr(np.ascontiguousarray(assign)),
-            faiss.swig_ptr(np.ascontiguousarray(coarse, dtype=np.float32)),
+            faiss.swig_ptr(lists),
+            faiss.swig_ptr(distances),
             faiss.swig_ptr(found_distances),
             faiss.swig_ptr(found),
             False,
             params,
         )
         del keep_alive
+        if mask is None:
+            return found
         # the selector already skips non-matching rows; the mask check also drops -1 padding
         candidates: NDArray[np.int64] = np.where(
             (found >= 0) & mask[np.maximum(found, 0)], found, -1
@@ -685,6 +696,15 @@ class AnnIndex:
     def _candidates(
         self, reduced: NDArray[np.float32], count: int, knob: int, mask: NDArray[np.bool_] | None
     ) -> NDArray[np.int64]:
+        if self.config.structure == "ivf" and self._graph_quantizer():
+            # the graph picks the lists well only up to its efSearch: past it, it returns fewer
+            # lists than asked and not the nearest ones, so the centroids are ranked exactly
+            ivf = self._ivf_lists()[0]
+            found = np.empty((len(reduced), count), dtype=np.int64)
+            for lo, hi in _blocks(len(reduced), RANK_BLOCK_QUERIES):  # bounds the distances
+                assign, coarse = self._nearest_lists(reduced[lo:hi], knob)
+                found[lo:hi] = self._scan_lists(ivf, reduced[lo:hi], assign, coarse, count, mask)
+            return found
         params, keep_alive = self._params(knob, mask)
         _, found = self._structure.search(reduced, count, params=params)
         del keep_alive
@@ -818,16 +838,7 @@ class AnnIndex:
         width = max(1, min(lists, math.ceil(nprobe * selectivity ** (power - 1.0))))
         count = min(self.covered_rows, k * rerank_factor)
         reduced = self.projection.project_queries(queries)
-        # the nearest lists ranked exactly: a graph quantizer asked for many more lists than its
-        # efSearch returns fewer, and not the nearest ones
-        distances, keyed = self._centroid_distances(reduced)
-        if width < lists:
-            nearest = np.argpartition(keyed, width - 1, axis=1)[:, :width]
-        else:
-            nearest = np.broadcast_to(np.arange(lists), (len(reduced), lists))
-        order = np.take_along_axis(nearest, np.argsort(np.take_along_axis(keyed, nearest, 1)), 1)
-        assign = np.ascontiguousarray(order, dtype=np.int64)
-        coarse = np.ascontiguousarray(np.take_along_axis(distances, assign, 1))
+        assign, coarse = self._nearest_lists(reduced, width)
         candidates = self._scan_lists(ivf, reduced, assign, coarse, count, mask)
         if stats is not None:
             stats["widened"] = 1.0
@@ -920,6 +931,29 @@ class AnnIndex:
         if extra is not None:
             candidates = np.concatenate([candidates, extra], axis=1)
         return self._rerank(queries, candidates, k, vectors)
+
+    def _graph_quantizer(self) -> bool:
+        """Return whether this IVF picks its lists with a graph over the centroids (cached)."""
+        if self._graph is None:
+            quantizer = faiss.downcast_index(faiss.extract_index_ivf(self._structure).quantizer)
+            self._graph = isinstance(quantizer, faiss.IndexHNSW)
+        return self._graph
+
+    def _nearest_lists(
+        self, reduced: NDArray[np.float32], width: int
+    ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """Return each query's ``width`` nearest lists, nearest first, ranked exactly against
+        every centroid, and its distances to them as faiss defines them."""
+        distances, keyed = self._centroid_distances(reduced)
+        lists = keyed.shape[1]
+        width = max(1, min(width, lists))
+        if width < lists:
+            nearest = np.argpartition(keyed, width - 1, axis=1)[:, :width]
+        else:
+            nearest = np.broadcast_to(np.arange(lists), keyed.shape)
+        order = np.take_along_axis(nearest, np.argsort(np.take_along_axis(keyed, nearest, 1)), 1)
+        assign = np.ascontiguousarray(order, dtype=np.int64)
+        return assign, np.ascontiguousarray(np.take_along_axis(distances, assign, 1))
 
     def _centroid_distances(
         self, reduced: NDArray[np.float32]

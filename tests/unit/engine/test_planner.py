@@ -191,6 +191,17 @@ def test_the_widened_scan_takes_the_exactly_nearest_lists_past_a_graph_quantizer
     nearest = np.argsort(-(index.projection.project_queries(queries) @ centroids.T), axis=1)
     assert stats["codes_scanned"] == pytest.approx(sizes[nearest[:, :width]].sum(axis=1).mean())
     assert allowed[found[found >= 0]].all()
+    # unfiltered too (the structure's own search probes the graph's lists): asked for as many
+    # candidates as the nearest lists hold, it returns all of them
+    held = int(sizes[nearest[:, :width]].sum(axis=1).min())
+    plain = index._candidates(index.projection.project_queries(queries), held, width, None)
+    codes = faiss.extract_index_ivf(index._structure).invlists
+    for q in range(len(queries)):
+        expected = np.concatenate(
+            [faiss.rev_swig_ptr(codes.get_ids(int(n)), int(sizes[n])) for n in nearest[q, :width]]
+        )
+        assert np.isin(plain[q][plain[q] >= 0], expected).all()
+        assert (plain[q] >= 0).all()
 
 
 def test_queries_whose_nearest_lists_hold_too_few_matches_probe_the_lists_holding_them(
