@@ -30,6 +30,11 @@ measurement on a 2-core x86-64 machine, one thread (numpy + faiss 1.15, 1M 384-d
 - rerank: gathering and scoring a candidate from 1M rows, with the top-k and merge around it,
   about 1.1 µs per candidate at d = 384 (3 ns per dim) in the whole search (an isolated gather
   of 120 rows took 0.12 µs per row);
+- postfilter over-fetch: 4.2 ns per candidate-dim (each candidate fetched costs a larger heap in
+  the scan, then its gather and exact score); priced at the rerank's 3 ns the postfilter looked
+  cheaper than the widened selector plan at 50% of the rows matching, where the forced plans of
+  ``benchmarks/filtered.py`` (results at e824e7d) ran the selector at 490 queries/s and the
+  postfilter at 421;
 - fixed work of an index search (projection, probing, rerank, merging): about 0.4 ms per query;
   the selector plan adds about 0.8 ms (ranking every centroid, the selector bitmap, counting),
   its widened form for broad filters only the selector bitmap (about 0.1 ms per 1M rows);
@@ -69,6 +74,7 @@ MASK_PASS_PER_ROW = 0.1e-9
 FILTER_WIDEN_MIN_SHARE = 0.05
 # postfilter over-fetch: this many times the rows expected to hold k matches, plus k
 POSTFILTER_OVERFETCH = 1.5
+POSTFILTER_PER_CANDIDATE_DIM = 4.2e-9
 # a filtered IVF search covers its unfiltered coverage * selectivity ** this many matching rows
 # (measured: see vecdb.engine.ann); each IVF index calibrates its own, this is the default for
 # one that has not
@@ -173,7 +179,7 @@ def estimate(matching: int, k: int, dim: int, shape: IndexShape) -> dict[str, fl
         selector = INDEX_FIXED + ef * per_visit / max(selectivity, 1e-6) ** 0.5 + rerank
         unfiltered = INDEX_FIXED + shape.ef_search * per_visit
     fetch = min(rows, math.ceil(k / selectivity * POSTFILTER_OVERFETCH) + k)
-    postfilter = unfiltered + fetch * shape.rerank_factor * dim * RERANK_PER_DIM
+    postfilter = unfiltered + fetch * shape.rerank_factor * dim * POSTFILTER_PER_CANDIDATE_DIM
     if shape.structure != "ivf":
         postfilter += fetch * per_visit
     return {EXACT: exact, INDEX_SELECTOR: selector, INDEX_POSTFILTER: postfilter}
