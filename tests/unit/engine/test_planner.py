@@ -233,6 +233,15 @@ def test_a_broad_filter_is_priced_near_the_unfiltered_search() -> None:
     assert narrow[planner.INDEX_SELECTOR] > planner.SELECTOR_FIXED
 
 
+def test_broad_filters_on_a_widely_calibrated_index_still_take_the_widened_scan() -> None:
+    # the benchmark index's shape (nprobe 128, rerank 6, exponents 0.7 / 0.6): its forced plans
+    # ran the widened selector faster than the postfilter at 50% (benchmarks/filtered.py), which
+    # the postfilter priced at the rerank's cost per candidate did not see
+    shape = replace(SHAPE, nprobe=128, rerank_factor=6, filter_exponents=((0.01, 0.7), (0.1, 0.6)))
+    for share in (0.2, 0.5):
+        assert _plan(int(shape.rows * share), shape).name == planner.INDEX_SELECTOR
+
+
 def test_the_selector_plan_through_a_collection_finds_the_exact_neighbours(
     tmp_path: Path,
 ) -> None:
