@@ -128,7 +128,11 @@ FILTER_COVERAGE_EXPONENT = planner.FILTER_COVERAGE_EXPONENT
 # probing goes on to find), broad filters take counted probing instead.
 FILTER_CALIBRATION_EXPONENTS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2)
 FILTER_CALIBRATION_SELECTIVITIES = (0.01, 0.1)
-FILTER_CALIBRATION_QUERIES = 200
+# As many held-out queries as the build's tuning keeps: the margin of TUNE_MARGIN_ERRORS standard
+# errors shrinks with the square root of the queries, so a larger sample lets the calibration keep
+# a cheaper exponent at the same confidence (the exact filtered truth it needs, one product per
+# filter, is most of its cost).
+FILTER_CALIBRATION_QUERIES = MAX_TUNE_QUERIES
 # share of a list-following calibration filter's rows drawn from everywhere
 FILTER_CALIBRATION_SCATTER = 0.1
 # Up to this share of the rows matching, a mask is turned into rows so the matches per list are
