@@ -575,6 +575,7 @@ class AnnIndex:
         rerank_factor: int | None = None,
         allowed_rows: NDArray[np.int64] | None = None,
         stats: dict[str, float] | None = None,
+        allowed_count: int | None = None,
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """Return ``(scores, rows)`` of shape ``(m, k)``, best first, padded with worst / -1.
 
@@ -582,8 +583,9 @@ class AnnIndex:
         ``vectors`` holds the full-precision rows (at least ``covered_rows``) for the rerank;
         ``allowed`` (bool, length at least ``covered_rows``) restricts the rows returned, and the
         search widens with the share of rows it allows (see the module notes). ``allowed_rows``
-        may pass the same rows as a sorted array when the caller has it (saves one pass).
-        ``stats``, when given, receives ``lists_probed`` and ``codes_scanned`` per query (IVF).
+        may pass the same rows as a sorted array when the caller has it (saves one pass), and
+        ``allowed_count`` how many of the first ``covered_rows`` it allows when the caller has
+        counted them (saves another). ``stats``, when given, receives ``lists_probed`` and ``codes_scanned`` per query (IVF).
         """
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise InvalidArgument(f"k must be a positive integer, got {k!r}")
@@ -618,7 +620,15 @@ class AnnIndex:
             query_matrix = _normalise(query_matrix)
         if mask is not None and self.config.structure == "ivf":
             return self._search_ivf_filtered(
-                query_matrix, int(k), vectors, mask, allowed_rows, knob, int(factor), stats
+                query_matrix,
+                int(k),
+                vectors,
+                mask,
+                allowed_rows,
+                knob,
+                int(factor),
+                stats,
+                matching=allowed_count,
             )
         if mask is not None:
             share = max(float(np.count_nonzero(mask)), 1.0) / max(self.covered_rows, 1)
@@ -768,18 +778,20 @@ class AnnIndex:
         stats: dict[str, float] | None,
         exponent: float | None = None,
         widen: bool | None = None,
+        matching: int | None = None,
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """Return the filtered search's ``(scores, rows)``: a widened scan of the nearest lists
         for a filter many rows pass, else the lists holding matches probed in centroid order
         until enough matching rows are covered; then an exact rerank.
 
         ``exponent`` overrides the index's coverage exponent and ``widen`` whether a broad
-        filter gets the widened scan (calibration tries both).
+        filter gets the widened scan (calibration tries both); ``matching`` may give how many
+        rows ``mask`` allows.
         """
         if rows is not None:
             rows = rows[: np.searchsorted(rows, self.covered_rows)]
             matching = len(rows)
-        else:
+        elif matching is None:
             matching = int(np.count_nonzero(mask))
         selectivity = matching / max(self.covered_rows, 1)
         if widen is None:

@@ -1023,6 +1023,7 @@ class Collection:
                 allowed=None if everything else allowed,
                 allowed_rows=None if everything else allowed_rows,
                 stats=stats,
+                allowed_count=matching if covered == n and mask is not None else None,
                 **knobs,
             )
         scores = self._internal(scores)

@@ -108,6 +108,35 @@ def _masked_truth(
     return truth
 
 
+def test_a_count_of_the_allowed_rows_given_by_the_caller_plans_as_the_counted_one(
+    clustered_index: tuple[NDArray[np.float32], NDArray[np.int64], AnnIndex],
+) -> None:
+    points, _, index = clustered_index
+    data, queries = points[:20_000], points[20_000:20_100]
+    rng = np.random.default_rng(11)
+    for share in (0.02, 0.3):  # counted probing, then the widened scan
+        allowed = rng.random(20_000) < share
+        counted: dict[str, float] = {}
+        given: dict[str, float] = {}
+        want = index.search(queries, K, vectors=data, allowed=allowed, stats=counted)
+        got = index.search(
+            queries,
+            K,
+            vectors=data,
+            allowed=allowed,
+            stats=given,
+            allowed_count=int(np.count_nonzero(allowed)),
+        )
+        assert np.array_equal(got[1], want[1]) and given == counted
+        # the count drives the plan: claiming a broad filter for a selective one widens instead
+        claimed: dict[str, float] = {}
+        if share < ann.FILTER_WIDEN_MIN_SHARE:
+            index.search(
+                queries, K, vectors=data, allowed=allowed, stats=claimed, allowed_count=10_000
+            )
+            assert claimed.get("widened") == 1.0 and "widened" not in counted
+
+
 def test_a_selective_correlated_filter_keeps_the_recall_of_the_unfiltered_search(
     clustered_index: tuple[NDArray[np.float32], NDArray[np.int64], AnnIndex],
 ) -> None:
