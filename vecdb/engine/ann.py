@@ -120,7 +120,8 @@ FILTER_COVERAGE_EXPONENT = planner.FILTER_COVERAGE_EXPONENT
 # one): held-out queries under synthetic filters of a few selectivities, random and following
 # the lists (whole lists plus a sprinkle of rows from everywhere, as topic-correlated
 # attributes are), the exponent tried from the cheapest down until recall@10 minus
-# TUNE_MARGIN_ERRORS standard errors reaches the index's recall target under every filter.
+# TUNE_MARGIN_ERRORS standard errors reaches the index's recall target under every filter; when
+# a cheaper one missed, the exponent halfway between the two is tried as well.
 # Each filter is searched through the plan its selectivity gets (counted probing below
 # FILTER_WIDEN_MIN_SHARE, the widened scan from it), so the exponent is measured on the search
 # that will use it; when the widened scan misses the target at every exponent (a fixed set of
@@ -1133,8 +1134,11 @@ class AnnIndex:
             plans = (True, False) if share >= FILTER_WIDEN_MIN_SHARE else (False,)
             for widen in plans:
                 label = "widened " if widen else ("counted " if len(plans) > 1 else "")
-                best = None
-                for power in FILTER_CALIBRATION_EXPONENTS:
+
+                def bound(
+                    power: float, widen: bool = widen, label: str = label, names: list[str] = names
+                ) -> float:
+                    """Return the lowest recall bound over the filters (stops at a miss)."""
                     lowest = math.inf
                     for name in names:
                         mask, want = masks[name], truth[name]
@@ -1161,11 +1165,23 @@ class AnnIndex:
                         lowest = min(lowest, recall - TUNE_MARGIN_ERRORS * error)
                         if lowest < goal:
                             break  # this exponent fails: no need to measure the other filters
+                    return lowest
+
+                best = None
+                missed: float | None = None  # the last (cheaper) exponent that missed
+                for power in FILTER_CALIBRATION_EXPONENTS:
+                    lowest = bound(power)
                     if best is None or lowest > best[0]:
                         best = (lowest, power)
                     if lowest >= goal:
                         chosen = power
+                        if missed is not None:
+                            # one bisection step between the grid's two: halfway may pass too
+                            halfway = round((power + missed) / 2.0, 6)
+                            if bound(halfway) >= goal:
+                                chosen = halfway
                         break
+                    missed = power
                 if len(plans) > 1:
                     widened[f"{share:g}"] = widen
                 if chosen is not None:

@@ -330,6 +330,21 @@ def test_the_build_calibrates_the_filtered_search_and_keeps_its_recall(
         for name, recalls in calibration["recall"].items():
             if name.endswith(f" {share:g}") and f"{power:g}" in recalls:
                 assert recalls[f"{power:g}"] >= calibration["recall_goal"]
+        # below a cheaper grid exponent that missed, the exponent halfway to it was tried too
+        grid = ann.FILTER_CALIBRATION_EXPONENTS
+        tried = {
+            float(key.split()[-1])
+            for name, recalls in calibration["recall"].items()
+            if name.endswith(f" {share:g}")
+            for key in recalls
+        }
+        if power in grid:
+            if power != grid[0]:
+                assert round((power + grid[grid.index(power) - 1]) / 2, 6) in tried
+        else:
+            below = max(p for p in grid if p < power)
+            assert power == round((below + grid[grid.index(below) - 1]) / 2, 6)
+            assert {below, grid[grid.index(below) - 1]} <= tried
     # saved with the index, loaded without measuring again
     index.save(tmp_path)
     loaded = AnnIndex.load(tmp_path)
