@@ -16,7 +16,12 @@ per call, single-threaded, each method evaluating the filter for every query:
 
 For each faiss strategy the fastest setting reaching recall@10 >= 0.95 counts as "the one a user
 would have picked by hand" (brute force always qualifies). vecdb's own plans are also forced one
-by one (through its planner settings) to show which plan each selectivity should get. Run::
+by one (through its planner settings) to show which plan each selectivity should get.
+
+The machines this runs on are shared, and their speed drifts by tens of percent over minutes.
+So at each selectivity, after every method has run once, the measurements the ratio is made of
+(vecdb's planner and each faiss strategy's chosen setting) run a second time, back to back, and
+each counts at the faster of its two runs (``qps_passes`` in the JSON keeps both). Run::
 
     python benchmarks/filtered.py            # 1M points
     python benchmarks/filtered.py --quick    # 200k points
@@ -197,6 +202,8 @@ class Measured:
     qps: float
     queries: int
     plans: dict[str, int] = field(default_factory=dict)
+    # queries per second of each run of this measurement; ``qps`` is the fastest
+    passes: list[float] = field(default_factory=list)
 
 
 Search = Callable[[NDArray[np.float32], int], NDArray[np.int64]]  # (query, threshold) -> rows
@@ -229,8 +236,9 @@ def measure(
         len(np.intersect1d(rows[rows >= 0], truth[i])) / max(len(truth[i]), 1)
         for i, rows in enumerate(found)
     ]
+    qps = len(found) / elapsed
     return Measured(
-        method, setting, selectivity, float(np.mean(recalls)), len(found) / elapsed, len(found)
+        method, setting, selectivity, float(np.mean(recalls)), qps, len(found), passes=[qps]
     )
 
 
@@ -338,6 +346,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return search
 
     results: list[Measured] = []
+    searches: dict[tuple[float, str, str], Search] = {}
     with threadpool_limits(limits=1):
         for selectivity in SELECTIVITIES:
             threshold = round(selectivity * LEVELS)
@@ -366,6 +375,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     method, setting, selectivity, search, queries, threshold, truth, args.budget
                 )
                 results.append(found)
+                searches[(selectivity, method, setting)] = search
                 say(f"  {method:24s} {setting:14s} recall {found.recall:.4f}  {found.qps:8.1f} q/s")
                 return found
 
@@ -408,6 +418,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             finally:
                 collection.planner = original
             assert isinstance(original, PlannerSettings)
+            # the second run of what the ratio compares (see the module notes)
+            chosen = best_baselines(results, selectivity).values()
+            for found in [vecdb, *(b for b in chosen if b.recall >= RECALL_TARGET)]:
+                again = measure(
+                    found.method,
+                    found.setting,
+                    selectivity,
+                    searches[(selectivity, found.method, found.setting)],
+                    queries,
+                    threshold,
+                    truth,
+                    args.budget,
+                )
+                found.passes.append(again.qps)
+                found.qps = max(found.passes)
+                say(
+                    f"  {found.method:24s} {found.setting:14s} again: {again.qps:8.1f} q/s "
+                    f"(counts {found.qps:.1f})"
+                )
     return summarize(results, prepared, size, count, build_times, args)
 
 
@@ -440,7 +469,8 @@ def summarize(
 ) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     print(
-        f"\n### Filtered search, {size:,} points, {count} queries per selectivity (k={K}, one run)\n"
+        f"\n### Filtered search, {size:,} points, {count} queries per selectivity (k={K}, one run; "
+        "q/s of vecdb and the chosen faiss settings: the faster of two runs)\n"
     )
     print(
         "| selectivity | vecdb recall | vecdb q/s | vecdb plans | best faiss strategy (setting) "
@@ -475,12 +505,18 @@ def summarize(
         rows.append(
             {
                 "selectivity": selectivity,
-                "vecdb": {"recall": vecdb.recall, "qps": vecdb.qps, "plans": vecdb.plans},
+                "vecdb": {
+                    "recall": vecdb.recall,
+                    "qps": vecdb.qps,
+                    "qps_passes": vecdb.passes,
+                    "plans": vecdb.plans,
+                },
                 "best_baseline": {
                     "method": best.method,
                     "setting": best.setting,
                     "recall": best.recall,
                     "qps": best.qps,
+                    "qps_passes": best.passes,
                 },
                 "qps_ratio_vs_best_baseline": ratio,
                 "baselines": {

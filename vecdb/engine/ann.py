@@ -361,17 +361,30 @@ def _exact_scores(
     candidates: NDArray[np.int64],
     vectors: NDArray[Any],
     metric: Metric,
+    norms: NDArray[np.float32] | None = None,
 ) -> NDArray[np.float32]:
     """Return exact scores of each query against its candidate rows (``-1`` gets the worst score).
 
-    ``queries`` are already normalised for cosine. One gather of all candidate rows, then one
-    batched matrix product; no Python loop over candidates.
+    ``queries`` are already normalised for cosine. With float32 rows and (for cosine) their
+    norms, faiss scores the rows where they lie; otherwise one gather of all candidate rows, then
+    one batched matrix product. No Python loop over candidates either way.
     """
     m, count = candidates.shape
     flat = candidates.reshape(-1)
     invalid = flat < 0
     padded = bool(invalid.any())
-    rows = np.take(vectors, np.where(invalid, 0, flat) if padded else flat, axis=0)
+    ids = np.ascontiguousarray(np.where(invalid, 0, flat) if padded else flat, dtype=np.int64)
+    in_place = (
+        vectors.dtype == np.float32
+        and vectors.flags.c_contiguous
+        and (metric != "cosine" or norms is not None)
+    )
+    if in_place:
+        scored = _scores_in_place(queries, ids, vectors, metric, norms, m, count)
+        if padded:
+            scored[invalid.reshape(m, count)] = _worst(metric)
+        return scored
+    rows = np.take(vectors, ids, axis=0)
     if rows.dtype != np.float32:
         rows = rows.astype(np.float32)
     dots = np.matmul(rows.reshape(m, count, -1), queries[:, :, None]).reshape(m, count)
@@ -387,6 +400,42 @@ def _exact_scores(
     out: NDArray[np.float32] = scores.astype(np.float32, copy=False)
     if padded:
         out[invalid.reshape(m, count)] = _worst(metric)
+    return out
+
+
+def _scores_in_place(
+    queries: NDArray[np.float32],
+    ids: NDArray[np.int64],
+    vectors: NDArray[np.float32],
+    metric: Metric,
+    norms: NDArray[np.float32] | None,
+    m: int,
+    count: int,
+) -> NDArray[np.float32]:
+    """Return the ``(m, count)`` scores of ``queries`` against rows ``ids`` of ``vectors`` (the
+    ``count`` ids of each query in turn), computed by faiss on the rows where they lie."""
+    # named, so the arrays faiss reads outlive the call
+    x = np.ascontiguousarray(queries, dtype=np.float32)
+    out = np.empty((m, count), dtype=np.float32)
+    score: Any = (
+        faiss.fvec_L2sqr_by_idx  # type: ignore[attr-defined]
+        if metric == "l2"
+        else faiss.fvec_inner_products_by_idx  # type: ignore[attr-defined]
+    )
+    score(
+        faiss.swig_ptr(out),
+        faiss.swig_ptr(x),
+        faiss.swig_ptr(vectors),
+        faiss.swig_ptr(ids),
+        vectors.shape[1],
+        m,
+        count,
+    )
+    if metric == "cosine":
+        assert norms is not None
+        out /= np.maximum(norms[ids].reshape(m, count), np.float32(1e-30))
+    elif metric == "l2":
+        np.maximum(out, 0.0, out=out)
     return out
 
 
@@ -577,6 +626,7 @@ class AnnIndex:
         allowed_rows: NDArray[np.int64] | None = None,
         stats: dict[str, float] | None = None,
         allowed_count: int | None = None,
+        norms: NDArray[np.float32] | None = None,
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """Return ``(scores, rows)`` of shape ``(m, k)``, best first, padded with worst / -1.
 
@@ -584,9 +634,11 @@ class AnnIndex:
         ``vectors`` holds the full-precision rows (at least ``covered_rows``) for the rerank;
         ``allowed`` (bool, length at least ``covered_rows``) restricts the rows returned, and the
         search widens with the share of rows it allows (see the module notes). ``allowed_rows``
-        may pass the same rows as a sorted array when the caller has it (saves one pass), and
+        may pass the same rows as an array (in any order) when the caller has it (saves one pass), and
         ``allowed_count`` how many of the first ``covered_rows`` it allows when the caller has
-        counted them (saves another). ``stats``, when given, receives ``lists_probed`` and ``codes_scanned`` per query (IVF).
+        counted them (saves another). ``norms`` may give the rows' L2 norms (float32, at least
+        ``covered_rows``): the rerank then scores rows in place, without gathering copies of them.
+        ``stats``, when given, receives ``lists_probed`` and ``codes_scanned`` per query (IVF).
         """
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise InvalidArgument(f"k must be a positive integer, got {k!r}")
@@ -611,6 +663,13 @@ class AnnIndex:
                     f"{mask.dtype} of shape {mask.shape}"
                 )
             mask = mask[: self.covered_rows]
+        if norms is not None and (
+            norms.dtype != np.float32 or norms.ndim != 1 or norms.shape[0] < self.covered_rows
+        ):
+            raise InvalidArgument(
+                f"norms must be a float32 vector of length >= {self.covered_rows}, got "
+                f"{norms.dtype} of shape {norms.shape}"
+            )
         factor = self.config.rerank_factor if rerank_factor is None else rerank_factor
         if factor is None or factor < 1:
             raise InvalidArgument(f"rerank_factor must be >= 1, got {factor!r}")
@@ -630,11 +689,12 @@ class AnnIndex:
                 int(factor),
                 stats,
                 matching=allowed_count,
+                norms=norms,
             )
         if mask is not None:
             share = max(float(np.count_nonzero(mask)), 1.0) / max(self.covered_rows, 1)
             knob = min(self.covered_rows, math.ceil(knob * share**-FILTER_COVERAGE_EXPONENT))
-        return self._search(query_matrix, int(k), vectors, mask, knob, int(factor))
+        return self._search(query_matrix, int(k), vectors, mask, knob, int(factor), norms=norms)
 
     def _knob(self, ef_search: int | None, nprobe: int | None) -> int:
         if self.config.structure == "hnsw":
@@ -733,6 +793,7 @@ class AnnIndex:
         mask: NDArray[np.bool_] | None,
         knob: int,
         rerank_factor: int,
+        norms: NDArray[np.float32] | None = None,
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         count = min(self.covered_rows, k * rerank_factor)
         reduced = self.projection.project_queries(queries)
@@ -742,7 +803,7 @@ class AnnIndex:
             candidates = np.where(
                 (candidates >= 0) & mask[np.maximum(candidates, 0)], candidates, -1
             )
-        return self._rerank(queries, candidates, k, vectors)
+        return self._rerank(queries, candidates, k, vectors, norms)
 
     def _ivf_lists(self) -> tuple[Any, NDArray[np.int32], NDArray[np.int64], NDArray[np.float32]]:
         """Return the IVF, each row's list, each list's size and the centroids (cached)."""
@@ -780,6 +841,7 @@ class AnnIndex:
         exponent: float | None = None,
         widen: bool | None = None,
         matching: int | None = None,
+        norms: NDArray[np.float32] | None = None,
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """Return the filtered search's ``(scores, rows)``: a widened scan of the nearest lists
         for a filter many rows pass, else the lists holding matches probed in centroid order
@@ -787,10 +849,11 @@ class AnnIndex:
 
         ``exponent`` overrides the index's coverage exponent and ``widen`` whether a broad
         filter gets the widened scan (calibration tries both); ``matching`` may give how many
-        rows ``mask`` allows.
+        rows ``mask`` allows and ``norms`` the rows' norms (see :meth:`search`).
         """
         if rows is not None:
-            rows = rows[: np.searchsorted(rows, self.covered_rows)]
+            if len(rows) and int(rows.max()) >= self.covered_rows:
+                rows = rows[rows < self.covered_rows]
             matching = len(rows)
         elif matching is None:
             matching = int(np.count_nonzero(mask))
@@ -802,14 +865,14 @@ class AnnIndex:
                 queries, k, mask, nprobe, rerank_factor, selectivity, stats, exponent
             )
             if covered.all():
-                return self._rerank(queries, candidates, k, vectors)
+                return self._rerank(queries, candidates, k, vectors, norms)
             # a query whose nearest lists hold too few matches probes the lists holding them
             short = ~covered
             scores = np.empty((len(queries), k), dtype=np.float32)
             found = np.empty((len(queries), k), dtype=np.int64)
             if covered.any():
                 scores[covered], found[covered] = self._rerank(
-                    queries[covered], candidates[covered], k, vectors
+                    queries[covered], candidates[covered], k, vectors, norms
                 )
             scores[short], found[short] = self._search_ivf_counted(
                 queries[short],
@@ -822,12 +885,13 @@ class AnnIndex:
                 rerank_factor,
                 None,
                 exponent,
+                norms,
             )
             if stats is not None:
                 stats["queries_probing_by_count"] = float(short.sum())
             return scores, found
         return self._search_ivf_counted(
-            queries, k, vectors, mask, rows, matching, nprobe, rerank_factor, stats, exponent
+            queries, k, vectors, mask, rows, matching, nprobe, rerank_factor, stats, exponent, norms
         )
 
     def _widened_candidates(
@@ -878,6 +942,7 @@ class AnnIndex:
         rerank_factor: int,
         stats: dict[str, float] | None,
         exponent: float | None = None,
+        norms: NDArray[np.float32] | None = None,
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         """Probe, per query, the lists holding matching rows in centroid order until enough
         matching rows are covered; then rerank exactly."""
@@ -947,7 +1012,7 @@ class AnnIndex:
             stats["rows_scored_exactly"] = 0.0 if extra is None else float((extra >= 0).sum() / m)
         if extra is not None:
             candidates = np.concatenate([candidates, extra], axis=1)
-        return self._rerank(queries, candidates, k, vectors)
+        return self._rerank(queries, candidates, k, vectors, norms)
 
     def _graph_quantizer(self) -> bool:
         """Return whether this IVF picks its lists with a graph over the centroids (cached)."""
@@ -1033,17 +1098,18 @@ class AnnIndex:
         candidates: NDArray[np.int64],
         k: int,
         vectors: NDArray[Any],
+        norms: NDArray[np.float32] | None = None,
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         m, count = candidates.shape
         block = max(1, RERANK_BLOCK_BYTES // max(1, count * self.dim * 4))
         if m <= block:
-            scores = _exact_scores(queries, candidates, vectors, self.metric)
+            scores = _exact_scores(queries, candidates, vectors, self.metric, norms)
             return _top_k(scores, candidates, k, self.metric)
         # Blocks bound the gathered copy; each block is one gather and one batched product.
         out_scores = np.empty((m, k), dtype=np.float32)
         out_rows = np.empty((m, k), dtype=np.int64)
         for lo, hi in _blocks(m, block):
-            scores = _exact_scores(queries[lo:hi], candidates[lo:hi], vectors, self.metric)
+            scores = _exact_scores(queries[lo:hi], candidates[lo:hi], vectors, self.metric, norms)
             out_scores[lo:hi], out_rows[lo:hi] = _top_k(scores, candidates[lo:hi], k, self.metric)
         return out_scores, out_rows
 

@@ -269,9 +269,14 @@ class NumericColumn(Column):
         lte: float | None = None,
         *,
         limit: int,
+        ordered: bool = True,
     ) -> Rows | None:
-        """Return the sorted rows among the first ``n`` within the bounds, from the sorted
-        index, or None when more than about ``limit`` rows match (a mask pass is cheaper)."""
+        """Return the rows among the first ``n`` within the bounds, from the sorted index, or
+        None when more than about ``limit`` rows match (a mask pass is cheaper).
+
+        The rows are ascending when ``ordered``; otherwise they come in the index's order
+        (by value), which saves sorting them when the caller only gathers or counts them.
+        """
         if self.kind is AttributeType.BOOL:
             raise self._unsupported("range")
         bounds = self._bounds(gt, gte, lt, lte)
@@ -293,8 +298,9 @@ class NumericColumn(Column):
         # repeat, the slice is a few ascending runs, which a merging sort orders much faster
         # (one pass counts them); distinct values sort faster with the default
         rows = order[start:stop]
-        runs = int(np.count_nonzero(rows[1:] < rows[:-1])) + 1
-        rows = np.sort(rows, kind="stable" if runs * RUNS_PER_MERGE_SORT <= len(rows) else None)
+        if ordered:
+            runs = int(np.count_nonzero(rows[1:] < rows[:-1])) + 1
+            rows = np.sort(rows, kind="stable" if runs * RUNS_PER_MERGE_SORT <= len(rows) else None)
         rows = rows[(rows < n) & self.present[rows]]
         covered = min(covered, n)
         if covered < n:  # rows appended since the index was built

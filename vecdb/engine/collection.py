@@ -629,10 +629,13 @@ class Collection:
             mask &= tenant_mask
         return mask
 
-    def candidate_rows(self, tenant: str | None, filter: Filter | None) -> Rows | None:
-        """Return the sorted live rows a search may return when an index of the attributes (or
-        the tenant's row list) yields them without a pass over every row, else None.
+    def candidate_rows(
+        self, tenant: str | None, filter: Filter | None, *, ordered: bool = True
+    ) -> Rows | None:
+        """Return the live rows a search may return when an index of the attributes (or the
+        tenant's row list) yields them without a pass over every row, else None.
 
+        The rows are ascending when ``ordered``, else in the order the index yields them.
         Call under the read lock.
         """
         n = self._rows
@@ -649,7 +652,7 @@ class Collection:
                 rows = rows[evaluate(filter, self.attributes, rows)]
         else:
             assert filter is not None
-            selected = select(filter, self.attributes, n, limit)
+            selected = select(filter, self.attributes, n, limit, ordered=ordered)
             if selected is None:
                 return None
             rows = selected
@@ -701,7 +704,8 @@ class Collection:
             raise InvalidArgument(f"k {k} is not allowed: k must be at least 1")
         with self._lock.read():
             n = self._rows
-            selected = self.candidate_rows(tenant, filter)
+            # unsorted: the index path only gathers and counts them; the exact plan sorts them
+            selected = self.candidate_rows(tenant, filter, ordered=False)
             mask = None if selected is not None else self.candidate_mask(tenant, filter)
             if selected is not None:
                 matching = len(selected)
@@ -721,6 +725,7 @@ class Collection:
             tenant_index = None if options.exact else self.tenant_index
             if index is None or plan.name == planner.EXACT:
                 if selected is not None:
+                    selected = np.sort(selected)  # ascending: ties keep row order
                     scores, rows = top_k(self._row_scores(matrix, selected), selected, k)
                 else:
                     scores, rows = self._exact(matrix, k, mask, n)
@@ -994,7 +999,7 @@ class Collection:
     ) -> tuple[NDArray[np.float32], Rows, int]:
         """Answer through the index (plus an exact scan of rows written since it was built).
 
-        ``allowed_rows`` may give the rows of ``mask`` (sorted) when the caller has them, and
+        ``allowed_rows`` may give the rows of ``mask`` (any order) when the caller has them, and
         ``matching`` how many rows ``mask`` (None: every live row) allows, else it is counted.
         """
         covered = min(index.covered_rows, n)
@@ -1005,8 +1010,8 @@ class Collection:
         everything = (mask is None or plan.name == planner.INDEX) and (
             self._live == n if covered == n else bool(alive[:covered].all())
         )
-        if allowed_rows is not None:
-            allowed_rows = allowed_rows[: np.searchsorted(allowed_rows, covered)]
+        if allowed_rows is not None and covered < n:
+            allowed_rows = allowed_rows[allowed_rows < covered]
         rerank = None if options.rerank_factor is None else max(1, math.ceil(options.rerank_factor))
         knobs: dict[str, Any] = {
             "ef_search": options.ef_search,
@@ -1020,6 +1025,7 @@ class Collection:
                 queries,
                 k,
                 vectors=self._cols.vectors,
+                norms=self._cols.norms,
                 allowed=None if everything else allowed,
                 allowed_rows=None if everything else allowed_rows,
                 stats=stats,
@@ -1046,6 +1052,7 @@ class Collection:
                 queries[short],
                 k,
                 vectors=self._cols.vectors,
+                norms=self._cols.norms,
                 allowed=allowed,
                 allowed_rows=allowed_rows,
                 ef_search=wider["ef_search"],
@@ -1091,6 +1098,7 @@ class Collection:
             queries,
             fetch,
             vectors=self._cols.vectors,
+            norms=self._cols.norms,
             allowed=None,
             ef_search=ef,
             nprobe=knobs["nprobe"],

@@ -100,29 +100,34 @@ def evaluate(node: Filter, table: AttributeTable, n: Where) -> Mask:
     return _evaluate(node, table, n, 0)
 
 
-def select(node: Filter, table: AttributeTable, n: int, limit: int) -> Rows | None:
-    """Return the sorted rows among the first ``n`` that match ``node`` when an index answers it
+def select(
+    node: Filter, table: AttributeTable, n: int, limit: int, *, ordered: bool = True
+) -> Rows | None:
+    """Return the rows among the first ``n`` that match ``node`` when an index answers it
     with at most about ``limit`` rows without a pass over every row; otherwise None (evaluate a
-    mask instead). Invalid filters return None too: :func:`evaluate` raises for them.
+    mask instead). Invalid filters return None too: :func:`evaluate` raises for them. The rows
+    are ascending when ``ordered``, else in whatever order the index yields them (no sort).
 
     Ranges and equality on int / float attributes use the column's sorted index, keyword-list
     ``contains`` its posting list; an ``and`` takes its most selective such child and checks
     the others on those rows only.
     """
     try:
-        return _select(node, table, n, limit, 0)
+        return _select(node, table, n, limit, 0, ordered)
     except (InvalidFilter, OverflowError):
         return None
 
 
-def _select(node: Filter, table: AttributeTable, n: int, limit: int, depth: int) -> Rows | None:
+def _select(
+    node: Filter, table: AttributeTable, n: int, limit: int, depth: int, ordered: bool
+) -> Rows | None:
     if depth > MAX_DEPTH:
         return None
     if isinstance(node, And):
         best: Rows | None = None
         chosen = -1
         for position, child in enumerate(node.children):
-            rows = _select(child, table, n, limit, depth + 1)
+            rows = _select(child, table, n, limit, depth + 1, ordered)
             if rows is not None and (best is None or len(rows) < len(best)):
                 best, chosen = rows, position
         if best is None:
@@ -140,7 +145,9 @@ def _select(node: Filter, table: AttributeTable, n: int, limit: int, depth: int)
             return None
         if any(b is not None and math.isnan(b) for b in bounds):
             return None
-        return column.range_rows(n, gt=node.gt, gte=node.gte, lt=node.lt, lte=node.lte, limit=limit)
+        return column.range_rows(
+            n, gt=node.gt, gte=node.gte, lt=node.lt, lte=node.lte, limit=limit, ordered=ordered
+        )
     if isinstance(node, Equals) and isinstance(column, NumericColumn):
         value = node.value
         if column.kind is AttributeType.BOOL or isinstance(value, bool):
@@ -148,12 +155,12 @@ def _select(node: Filter, table: AttributeTable, n: int, limit: int, depth: int)
         if isinstance(value, int):
             column._scalar(value)  # raises for values beyond int64 (evaluate says so)
             # ints compare as ints: an int beyond 2**53 is not its float
-            return column.range_rows(n, gte=value, lte=value, limit=limit)
+            return column.range_rows(n, gte=value, lte=value, limit=limit, ordered=ordered)
         if not isinstance(value, float) or math.isnan(value):
             return None
         if column.kind is AttributeType.INT and not value.is_integer():
             return np.zeros(0, dtype=np.int64)
-        return column.range_rows(n, gte=value, lte=value, limit=limit)
+        return column.range_rows(n, gte=value, lte=value, limit=limit, ordered=ordered)
     if isinstance(node, Contains) and isinstance(column, KeywordListColumn):
         if not isinstance(node.value, str):
             return None

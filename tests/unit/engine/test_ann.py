@@ -276,6 +276,24 @@ def test_memory_mapped_vectors_rerank_the_same(
     np.testing.assert_array_equal(in_ram[1], on_disk[1])
 
 
+def test_norms_given_score_rows_in_place_as_the_gathered_rerank_does(
+    built: tuple[Metric, AnnIndex],
+) -> None:
+    metric, index = built
+    norms = np.linalg.norm(DATA.astype(np.float64), axis=1).astype(np.float32)
+    allowed = np.zeros(len(DATA), dtype=bool)
+    allowed[::7] = True  # a filter: padded candidate slots, and the filtered search's paths
+    for mask, k in ((None, K), (allowed, K), (allowed, 500)):  # 500 > matching rows: -1 pads
+        gathered = index.search(QUERIES[:30], k, vectors=DATA, allowed=mask)
+        in_place = index.search(QUERIES[:30], k, vectors=DATA, allowed=mask, norms=norms)
+        np.testing.assert_array_equal(in_place[1], gathered[1])
+        finite = np.isfinite(gathered[0])
+        np.testing.assert_array_equal(np.isfinite(in_place[0]), finite)
+        np.testing.assert_allclose(in_place[0][finite], gathered[0][finite], rtol=1e-5, atol=1e-5)
+    with pytest.raises(InvalidArgument, match="norms"):
+        index.search(QUERIES, K, vectors=DATA, norms=norms[:10])
+
+
 def test_an_empty_batch_gives_empty_results(built: tuple[Metric, AnnIndex]) -> None:
     scores, rows = built[1].search(QUERIES[:0], K, vectors=DATA)
     assert scores.shape == rows.shape == (0, K)

@@ -498,6 +498,10 @@ def test_selected_rows_equal_the_evaluated_mask(node: flt.Filter) -> None:
     got = flt.select(node, table, 2000, limit=2000)
     assert got is not None
     np.testing.assert_array_equal(got, want)
+    # unordered: the same rows, as the index yields them
+    loose = flt.select(node, table, 2000, limit=2000, ordered=False)
+    assert loose is not None
+    np.testing.assert_array_equal(np.sort(loose), want)
     # rows appended after the sorted index was built, and rows cleared since, are honoured
     table.grow(2600)
     more = np.arange(2000, 2600, dtype=np.int64)
@@ -507,6 +511,9 @@ def test_selected_rows_equal_the_evaluated_mask(node: flt.Filter) -> None:
     got = flt.select(node, table, 2600, limit=2600)
     assert got is not None
     np.testing.assert_array_equal(got, want)
+    loose = flt.select(node, table, 2600, limit=2600, ordered=False)
+    assert loose is not None
+    np.testing.assert_array_equal(np.sort(loose), want)
 
 
 def test_select_declines_broad_or_unindexed_filters() -> None:
