@@ -279,7 +279,7 @@ def test_memory_mapped_vectors_rerank_the_same(
 def test_norms_given_score_rows_in_place_as_the_gathered_rerank_does(
     built: tuple[Metric, AnnIndex],
 ) -> None:
-    metric, index = built
+    _, index = built
     norms = np.linalg.norm(DATA.astype(np.float64), axis=1).astype(np.float32)
     allowed = np.zeros(len(DATA), dtype=bool)
     allowed[::7] = True  # a filter: padded candidate slots, and the filtered search's paths
