@@ -554,7 +554,9 @@ def summarize(
         "protocol": f"one query per call after {WARM_UP} untimed ones, BLAS/OpenMP limited to "
         "1 thread for every method, "
         "every method evaluates the filter (level < t) for each query; a faiss strategy's "
-        "setting counts only if it reaches the recall target (brute force always does)",
+        "setting counts only if it reaches the recall target (brute force always does); vecdb "
+        "and each strategy's chosen setting run twice per selectivity and count at their faster "
+        "run (qps_passes)",
         "quick": bool(args.quick),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "command": "python benchmarks/filtered.py" + (" --quick" if args.quick else ""),
