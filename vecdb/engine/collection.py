@@ -704,7 +704,8 @@ class Collection:
             raise InvalidArgument(f"k {k} is not allowed: k must be at least 1")
         with self._lock.read():
             n = self._rows
-            # unsorted: the index path only gathers and counts them; the exact plan sorts them
+            # unsorted from an attribute index (the index path only gathers and counts them; the
+            # exact plan sorts them); a tenant's rows, filtered or not, come ascending anyway
             selected = self.candidate_rows(tenant, filter, ordered=False)
             mask = None if selected is not None else self.candidate_mask(tenant, filter)
             if selected is not None:
@@ -725,7 +726,8 @@ class Collection:
             tenant_index = None if options.exact else self.tenant_index
             if index is None or plan.name == planner.EXACT:
                 if selected is not None:
-                    selected = np.sort(selected)  # ascending: ties keep row order
+                    if tenant is None:
+                        selected = np.sort(selected)  # ascending: ties keep row order
                     scores, rows = top_k(self._row_scores(matrix, selected), selected, k)
                 else:
                     scores, rows = self._exact(matrix, k, mask, n)
