@@ -22,10 +22,12 @@ the queries that share a tenant and filter, so each distinct filter is handled o
 3. **Multi-query optimization.** A filter's queries share one gather of the codes they need
    (flat: every allowed row; cells: the allowed rows of the cells any of them visits). Cells
    are scanned in the locality order of their centroids (a PCA tree over the centroids), in
-   blocks of whole cells; each block is scored with one matrix product for the queries that
-   visit one of its cells, and each query sees only the cells it visits itself. Scores go
-   into per-query heaps (faiss), so no block is sorted; the best candidates are reranked
-   exactly with the full-precision vectors.
+   blocks of whole cells (their size chosen per filter); each block is scored with one matrix
+   product for the queries that visit one of its cells, and each query sees only the cells it
+   visits itself. Reduced vectors are held as 8-bit codes, so a gather reads a quarter of the
+   bytes; the exact rerank makes up for their rounding. Scores go into per-query heaps
+   (faiss), so no block is sorted; the best candidates are reranked exactly with the
+   full-precision vectors.
 
 Routing is driven by the masks themselves, never by reasoning about predicates, so a
 partitioning only ever changes speed, not which rows a query may return. Rows written after the
@@ -83,7 +85,9 @@ KEYWORD_COLUMNS = (KeywordColumn, KeywordListColumn)
 # codes), one thread, on a shared 2-core x86-64 machine, 10,000 queries of 475 filters:
 # - scoring a gathered code: 0.06-0.09 ns per dim and query (11-17 G multiply-adds/s with the
 #   heaps), so 0.06 ns;
-# - gathering a code: 0.09-0.23 µs per row (the higher figure with the machine busy), 0.1 µs;
+# - gathering a code: 0.09-0.23 µs per row (the higher figure with the machine busy), 0.1 µs
+#   (measured with float codes; 8-bit codes, gathered and widened to float, took about 0.08 µs
+#   in later profiles, so the figure errs towards fewer gathers);
 # - a filter's fixed work (its allowed rows, their cells, each query's visits) and a block of
 #   cells' work besides its product (slicing, masks, heaps): about 0.5 ms and 30 µs, estimated
 #   from profiles of the same runs.
@@ -93,8 +97,12 @@ FILTER_FIXED = 0.5e-3
 # columns scored per block of a scan (bounds the gathered codes and the score block)
 SCAN_BLOCK = 8_192
 CELL_BLOCK_FIXED = 30e-6
-# allowed rows per block of a cells scan (whole cells)
-SCAN_CELL_BLOCK = 1_024
+# allowed rows per block of a cells scan (whole cells): each filter takes the size of these
+# whose blocks cost least, products (larger blocks: more queries scored against cells they do
+# not visit) plus the fixed work per block
+SCAN_CELL_BLOCKS = (256, 512, 1_024, 2_048, 4_096)
+# rows of a filter's visited cells put in cell order by a radix sort (above, a pass over flags)
+RADIX_ROWS = 65_536
 # faiss adds at most this many heap entries per call on the calling thread (above, OpenMP)
 HEAP_SERIAL_ENTRIES = 100_000
 
@@ -103,7 +111,9 @@ HEAP_SERIAL_ENTRIES = 100_000
 # well as its queries run alone would
 DEFAULT_RECALL_TARGET = 0.98
 
-FORMAT_VERSION = 1
+# version 2: reduced vectors held as 8-bit codes (version 1's are rounded when loaded)
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 # how a query of a batch was answered
 EXACT, FLAT, CELLS, INDEX = 0, 1, 2, 3
 PLAN_NAMES = {EXACT: "batch:exact", FLAT: "batch:flat", CELLS: "batch:partition"}
@@ -376,12 +386,32 @@ def _exact_scores(snapshot: _Snapshot, queries: Vectors, rows: Rows) -> Scores:
 
 def _candidate_scores(snapshot: _Snapshot, queries: Vectors, candidates: Rows) -> Scores:
     """Return exact scores of each query against its own candidate rows (-1: -inf)."""
+    from vecdb.engine.ann import _scores_in_place
+
     valid = candidates >= 0
-    safe = np.where(valid, candidates, 0)
+    safe = np.ascontiguousarray(np.where(valid, candidates, 0), dtype=np.int64)
+    vectors = snapshot.vectors
+    if vectors.dtype == np.float32 and vectors.flags.c_contiguous:
+        # faiss scores the rows where they lie: no gathered copy of every candidate
+        m, count = safe.shape
+        scores = _scores_in_place(
+            np.ascontiguousarray(queries, dtype=np.float32),
+            safe.reshape(-1),
+            vectors,
+            snapshot.metric.value,
+            snapshot.norms,
+            m,
+            count,
+        )
+        if snapshot.metric is Metric.COSINE:
+            scores /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-30)
+        elif snapshot.metric is Metric.L2:
+            np.negative(scores, out=scores)
+        return np.where(valid, scores, -np.inf).astype(np.float32)
     dots = np.empty(candidates.shape, np.float32)
     step = max(1, (1 << 22) // max(1, candidates.shape[1] * queries.shape[1]))  # ~16 MB blocks
     for lo in range(0, len(queries), step):
-        block = snapshot.vectors[safe[lo : lo + step]]  # (queries, candidates, dim)
+        block = vectors[safe[lo : lo + step]]  # (queries, candidates, dim)
         dots[lo : lo + step] = np.matmul(block, queries[lo : lo + step, :, None])[..., 0]
     if snapshot.metric is Metric.IP:
         scores = dots
@@ -410,6 +440,39 @@ def _bias(metric: Metric, codes: Vectors) -> NDArray[np.float32]:
         squares: NDArray[np.float32] = np.einsum("ij,ij->i", codes, codes)
         return (-0.5 * squares).astype(np.float32)
     return np.zeros(len(codes), np.float32)
+
+
+def quantize_codes(
+    vectors: Vectors,
+) -> tuple[NDArray[np.int8], NDArray[np.float32], NDArray[np.float32]]:
+    """Return 8-bit codes of ``vectors`` and the per-dimension scale and offset that restore
+    them: ``vectors ≈ offset + scale * codes``, codes in [-127, 127] spanning each dimension's
+    range (the rounding error is at most half a step, 1/254 of that range)."""
+    low = vectors.min(axis=0) if len(vectors) else np.zeros(vectors.shape[1], np.float32)
+    high = vectors.max(axis=0) if len(vectors) else np.zeros(vectors.shape[1], np.float32)
+    offset = ((high + low) / 2).astype(np.float32)
+    spread = (high - low) / 254
+    scale = np.where(spread > 0, spread, 1.0).astype(np.float32)
+    codes = np.empty(vectors.shape, np.int8)
+    for lo in range(0, len(vectors), 65_536):  # bounds the temporary floats
+        block = np.rint((vectors[lo : lo + 65_536] - offset) / scale)
+        codes[lo : lo + len(block)] = np.clip(block, -127, 127)
+    return codes, scale, offset
+
+
+def _code_bias(
+    metric: Metric,
+    codes: NDArray[Any],
+    scale: NDArray[np.float32] | None,
+    offset: NDArray[np.float32] | None,
+) -> NDArray[np.float32]:
+    """Return :func:`_bias` of the vectors the (possibly 8-bit) codes stand for."""
+    if scale is None or offset is None or metric is not Metric.L2:
+        return _bias(metric, np.asarray(codes, dtype=np.float32))
+    out = np.empty(len(codes), np.float32)
+    for lo in range(0, len(codes), 65_536):
+        out[lo : lo + 65_536] = _bias(metric, offset + scale * codes[lo : lo + 65_536])
+    return out
 
 
 # --- the partitioning ---------------------------------------------------------------------------
@@ -470,7 +533,10 @@ class Partitioning:
 
     Cells (the IVF lists of every leaf) are stored contiguously: ``order[cell_starts[c]:
     cell_starts[c + 1]]`` are the rows of cell ``c`` and ``codes`` the same slice of their reduced
-    vectors, so the queries probing a cell are scored with one matrix product.
+    vectors, so the queries probing a cell are scored with one matrix product. Reduced vectors
+    are held as 8-bit codes (a scale and offset per dimension, see :func:`quantize_codes`): a
+    scan gathers a quarter of the bytes, and the exact rerank makes up for the rounding. Without
+    a projection the codes are the full vectors, unrounded.
     """
 
     metric: Metric
@@ -479,7 +545,7 @@ class Partitioning:
     sequence: int
     projection: Projection | None
     order: Rows
-    codes: Vectors
+    codes: NDArray[Any]  # float32, or int8 with code_scale and code_offset
     bias: NDArray[np.float32]
     cell_starts: Rows
     cell_leaf: NDArray[np.int32]
@@ -487,6 +553,9 @@ class Partitioning:
     centroid_bias: NDArray[np.float32]
     nodes: list[_Node]
     leaf_paths: list[list[tuple[Atom, bool]]]
+    # with a projection, ``codes`` are 8-bit: reduced vector = code_offset + code_scale * code
+    code_scale: NDArray[np.float32] | None = None
+    code_offset: NDArray[np.float32] | None = None
     probe_gap: float = 0.1
     min_probe_rows: int = 1_024
     rerank_factor: float = 4.0
@@ -567,6 +636,8 @@ class Partitioning:
             self.cell_of_position,
         )
         total = sum(int(a.nbytes) for a in arrays)
+        for extra in (self.code_scale, self.code_offset):
+            total += 0 if extra is None else int(extra.nbytes)
         if self.projection is not None:
             total += int(self.projection.data_matrix.nbytes + self.projection.query_matrix.nbytes)
         return total
@@ -793,7 +864,13 @@ class Partitioning:
             centroid_blocks.append(centroids[nonempty])
         order = np.concatenate(orders).astype(np.int64)
         codes_all = np.ascontiguousarray(np.concatenate(code_blocks), dtype=np.float32)
+        del code_blocks
         centroids_all = np.ascontiguousarray(np.concatenate(centroid_blocks), dtype=np.float32)
+        stored: NDArray[Any] = codes_all
+        code_scale = code_offset = None
+        if projection is not None:
+            stored, code_scale, code_offset = quantize_codes(codes_all)
+        del codes_all
         part = cls(
             metric=metric,
             dim=dim,
@@ -801,8 +878,10 @@ class Partitioning:
             sequence=sequence,
             projection=projection,
             order=order,
-            codes=codes_all,
-            bias=_bias(metric, codes_all),
+            codes=stored,
+            bias=_code_bias(metric, stored, code_scale, code_offset),
+            code_scale=code_scale,
+            code_offset=code_offset,
             cell_starts=np.asarray(starts, dtype=np.int64),
             cell_leaf=np.asarray(cell_leaf, dtype=np.int32),
             centroids=centroids_all,
@@ -940,7 +1019,9 @@ class Partitioning:
         k_max = int(ks.max())
         covered = min(self.covered_rows, snap.rows)
         reduced = self.project_queries(queries)
-        centroid_scores = reduced @ self.centroids.T + self.centroid_bias[None, :]
+        # scored against 8-bit codes, q·x = q·offset + (q * scale)·code: the first term is the
+        # same for every row of a query, so it is left out (only each query's ranking matters)
+        scan_queries = self._scan_queries(reduced)
         keep = ks.copy()
         if self.projection is not None:
             keep = np.maximum(ks, np.ceil(ks * probe.rerank_factor).astype(np.int64))
@@ -971,7 +1052,13 @@ class Partitioning:
             present = np.flatnonzero(counts).astype(np.int64)
             counts = counts[present]
             floor = np.maximum(probe.min_rows, keep[members])
-            visits = self._visits(centroid_scores[np.ix_(members, present)], counts, probe, floor)
+            # centroid scores only for the queries of filters that need them
+            near = reduced[members] @ self.centroids.T
+            if len(present) < self.cell_count:
+                near = near[:, present]
+            if self.metric is Metric.L2:
+                near += self.centroid_bias[present]
+            visits = self._visits(near, counts, probe, floor)
             layout = self._cell_layout(present, counts, visits)
             # seconds per query (see SCAN_PER_CODE_DIM): flat gathers every allowed row's code
             # once per filter and scores it for every query of the filter; cells gather those
@@ -994,15 +1081,15 @@ class Partitioning:
             approximate.append((mask_id, members))
             if flat_cost <= probe.flat_preference * cell_cost:
                 positions = self.position_of_row[allowed]
-                positions = np.sort(positions[positions >= 0])  # in storage order: faster reads
-                self._scan_into(reduced, members, positions, keep, best_scores, best_rows)
+                positions = self._by_cell(positions[positions >= 0])  # near storage order
+                self._scan_into(scan_queries, members, positions, keep, best_scores, best_rows)
                 scanned[members] = len(positions)
                 plans[members] = FLAT
                 continue
             # a query sees only the rows of the cells it visits itself, so its answer does not
             # depend on the other queries of its filter
             positions = self._cell_positions(layout, mask, allowed)
-            self._scan_cells(reduced, members, layout, positions, keep, best_scores, best_rows)
+            self._scan_cells(scan_queries, members, layout, positions, keep, best_scores, best_rows)
             scanned[members] = layout.visible_rows
             plans[members] = CELLS
         if not approximate:
@@ -1065,7 +1152,8 @@ class Partitioning:
     ) -> _CellLayout:
         """Return how a filter's visited cells are scanned: in the locality order of their
         centroids, in blocks of whole cells, each block scored for the queries visiting one of
-        its cells (neighbouring cells are mostly visited by the same queries).
+        its cells (neighbouring cells are mostly visited by the same queries). The block size is
+        the one of :data:`SCAN_CELL_BLOCKS` whose products and per-block work cost least.
 
         ``present``: the cells holding allowed rows, ``counts`` how many each; ``visits``
         (queries, cells): who visits which.
@@ -1074,10 +1162,24 @@ class Partitioning:
         cells = visited[np.argsort(self.cell_rank[present[visited]], kind="stable")]
         sizes = counts[cells]
         ends = np.cumsum(sizes)
-        bounds = np.flatnonzero(np.diff((ends - sizes) // SCAN_CELL_BLOCK, prepend=-1))
         cell_visits = visits[:, cells]
-        block_visits = np.logical_or.reduceat(cell_visits, bounds, axis=1)
-        block_columns = np.diff(np.append((ends - sizes)[bounds], ends[-1]))
+        best: tuple[float, NDArray[np.int64], NDArray[np.bool_], int] | None = None
+        # each size's blocks are unions of the previous (doubled) size's, so each reduction
+        # starts from the previous one's blocks
+        previous_bounds = np.arange(len(cells), dtype=np.int64)
+        previous_visits = cell_visits
+        for size in SCAN_CELL_BLOCKS:
+            bounds = np.flatnonzero(np.diff((ends - sizes) // size, prepend=-1))
+            inner = np.searchsorted(previous_bounds, bounds)
+            block_visits = np.logical_or.reduceat(previous_visits, inner, axis=1)
+            previous_bounds, previous_visits = bounds, block_visits
+            block_columns = np.diff(np.append((ends - sizes)[bounds], ends[-1]))
+            work = int(block_columns @ block_visits.sum(axis=0))
+            cost = work * self.reduced_dim * SCAN_PER_CODE_DIM + len(bounds) * CELL_BLOCK_FIXED
+            if best is None or cost < best[0]:
+                best = (cost, bounds, block_visits, work)
+        assert best is not None
+        _, bounds, block_visits, work = best
         return _CellLayout(
             cells=present[cells],
             sizes=sizes,
@@ -1085,8 +1187,8 @@ class Partitioning:
             cell_visits=cell_visits,
             block_visits=block_visits,
             rows=int(ends[-1]),
-            work=int((block_visits * block_columns[None, :]).sum()),
-            visible_rows=(cell_visits * sizes[None, :]).sum(axis=1).astype(np.int64),
+            work=work,
+            visible_rows=np.rint(cell_visits @ sizes.astype(np.float64)).astype(np.int64),
         )
 
     def _cell_positions(self, layout: _CellLayout, mask: Mask, allowed: Rows) -> Rows:
@@ -1103,11 +1205,21 @@ class Partitioning:
         visited[layout.cells] = True
         positions = self.position_of_row[allowed]
         positions = positions[positions >= 0]
-        # cells are stored in layout (locality) order: one pass over a flag per position puts
-        # the rows in layout order, by cell and by position within a cell
+        # cells are stored in layout (locality) order, so ordering the rows by cell puts them
+        # in layout order
         assert self.locality_ordered, "built and loaded partitionings are in locality order"
+        return self._by_cell(positions[visited[self.cell_of_position[positions]]])
+
+    def _by_cell(self, positions: Rows) -> Rows:
+        """Return storage ``positions`` ordered by cell: a radix sort of 16-bit cell numbers
+        when they fit and the positions are few, else one pass over a flag per position (then
+        also by position within each cell)."""
+        if self.cell_count <= 1 << 16 and len(positions) <= RADIX_ROWS:
+            cells = self.cell_of_position[positions].astype(np.uint16)
+            by_cell: Rows = positions[np.argsort(cells, kind="stable")]
+            return by_cell
         flags = np.zeros(len(self.order), np.bool_)
-        flags[positions[visited[self.cell_of_position[positions]]]] = True
+        flags[positions] = True
         in_order: Rows = np.flatnonzero(flags)
         return in_order
 
@@ -1137,10 +1249,10 @@ class Partitioning:
             if len(which) == 0:
                 continue
             scores = self._block_scores(queries[which], positions[lo:column])
-            visible = np.repeat(
-                layout.cell_visits[which, first:last], layout.sizes[first:last], axis=1
-            )
-            scores[~visible] = -np.inf
+            hidden = ~layout.cell_visits[which, first:last]
+            if hidden.any():  # cells of the block a query does not visit itself
+                hidden = np.repeat(hidden, layout.sizes[first:last], axis=1)
+                np.putmask(scores, hidden, -np.inf)
             heaps.add(scores, which, np.arange(lo, column, dtype=np.int64))
         found_scores, found = heaps.result()
         best_scores[members, :wanted] = found_scores
@@ -1174,9 +1286,19 @@ class Partitioning:
             found >= 0, self.order[positions[np.maximum(found, 0)]], -1
         )
 
+    def _scan_queries(self, reduced: Vectors) -> Vectors:
+        """Return reduced queries as the scans score them against the stored codes."""
+        if self.code_scale is None:
+            return reduced
+        return np.ascontiguousarray(reduced * self.code_scale[None, :], dtype=np.float32)
+
     def _block_scores(self, queries: Vectors, positions: Rows) -> Scores:
-        """Return reduced scores of ``queries`` against the codes at storage ``positions``."""
-        block: Scores = queries @ self.codes[positions].T
+        """Return reduced scores of scan ``queries`` (see :meth:`_scan_queries`) against the
+        codes at storage ``positions``, up to a constant per query."""
+        codes = self.codes[positions]
+        if codes.dtype != np.float32:
+            codes = codes.astype(np.float32)
+        block: Scores = queries @ codes.T
         if self.metric is Metric.L2:
             block += self.bias[positions]
         return block
@@ -1210,6 +1332,9 @@ class Partitioning:
             "cell_leaf": self.cell_leaf,
             "centroids": self.centroids,
         }
+        if self.code_scale is not None and self.code_offset is not None:
+            arrays["code_scale"] = self.code_scale
+            arrays["code_offset"] = self.code_offset
         if self.projection is not None:
             arrays["data_matrix"] = self.projection.data_matrix
             arrays["query_matrix"] = self.projection.query_matrix
@@ -1260,10 +1385,10 @@ class Partitioning:
         """Read a partitioning saved by :meth:`save`; with ``collection``, check it fits it."""
         folder = Path(folder)
         meta: dict[str, Any] = json.loads((folder / PARTITIONING_FILE).read_text())
-        if meta.get("version") != FORMAT_VERSION:
+        if meta.get("version") not in READABLE_VERSIONS:
             raise InvalidArgument(
                 f"partitioning in {folder.name!r} has format version {meta.get('version')!r}; "
-                f"this vecdb reads version {FORMAT_VERSION}"
+                f"this vecdb reads versions {', '.join(map(str, READABLE_VERSIONS))}"
             )
         with np.load(folder / ARRAYS_FILE) as arrays:
             loaded = {name: arrays[name] for name in arrays.files}
@@ -1286,7 +1411,16 @@ class Partitioning:
             )
             for node in meta["nodes"]
         ]
-        codes = np.ascontiguousarray(loaded["codes"], dtype=np.float32)
+        codes: NDArray[Any] = loaded["codes"]
+        scale = offset = None
+        if "code_scale" in loaded:
+            codes = np.ascontiguousarray(codes, dtype=np.int8)
+            scale = loaded["code_scale"].astype(np.float32)
+            offset = loaded["code_offset"].astype(np.float32)
+        elif projection is not None:  # version 1 kept reduced vectors unrounded
+            codes, scale, offset = quantize_codes(np.asarray(codes, dtype=np.float32))
+        else:
+            codes = np.ascontiguousarray(codes, dtype=np.float32)
         centroids = np.ascontiguousarray(loaded["centroids"], dtype=np.float32)
         part = cls(
             metric=metric,
@@ -1296,7 +1430,9 @@ class Partitioning:
             projection=projection,
             order=loaded["order"].astype(np.int64),
             codes=codes,
-            bias=_bias(metric, codes),
+            bias=_code_bias(metric, codes, scale, offset),
+            code_scale=scale,
+            code_offset=offset,
             cell_starts=loaded["cell_starts"].astype(np.int64),
             cell_leaf=loaded["cell_leaf"].astype(np.int32),
             centroids=centroids,

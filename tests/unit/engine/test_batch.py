@@ -397,6 +397,118 @@ def test_an_explicit_reduced_dim_is_honoured_beside_the_indexs_projection(
     assert build(fresh_docs, queries, reduced_dim=wanted).reduced_dim == wanted
 
 
+def test_quantized_codes_restore_each_dimension_within_half_a_step() -> None:
+    from vecdb.engine.batch import quantize_codes
+
+    rng = np.random.default_rng(5)
+    vectors = (rng.standard_normal((5_000, 6)) * [1.0, 10.0, 0.01, 3.0, 1.0, 0.0]).astype(
+        np.float32
+    )
+    vectors[:, 4] += 100.0  # far from zero
+    codes, scale, offset = quantize_codes(vectors)
+    assert codes.dtype == np.int8 and codes.shape == vectors.shape
+    assert codes.min() >= -127 and codes.max() <= 127
+    restored = offset + scale * codes.astype(np.float32)
+    error = np.abs(restored - vectors).max(axis=0)
+    assert (error <= scale / 2 + 1e-4 * np.maximum(np.abs(vectors).max(axis=0), 1)).all()
+    assert (restored[:, 5] == 0).all()  # a constant dimension is kept exactly
+    empty, _, _ = quantize_codes(np.zeros((0, 3), np.float32))
+    assert empty.shape == (0, 3)
+
+
+def test_reduced_vectors_are_held_as_8_bit_codes_and_a_version_1_save_still_loads(
+    cosine_docs: Collection, tmp_path: Path
+) -> None:
+    queries = make_queries(cosine_docs, 120)
+    reduced = build(cosine_docs, queries, reduced_dim=12)
+    assert reduced.codes.dtype == np.int8
+    assert reduced.code_scale is not None and reduced.code_offset is not None
+    assert reduced.memory_bytes() < reduced.covered_rows * 12 * 4 + reduced.order.nbytes * 4
+    # without a projection the codes are the vectors themselves, unrounded
+    full = build(cosine_docs, queries, reduced_dim=None)
+    assert full.codes.dtype == np.float32 and full.code_scale is None
+    # a partitioning saved before codes were 8-bit (version 1: float reduced vectors) is
+    # rounded once when loaded, to the same codes
+    reduced.save(tmp_path / "part")
+    with np.load(tmp_path / "part" / "partitioning.npz") as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    arrays["codes"] = arrays.pop("code_offset") + arrays.pop("code_scale") * arrays["codes"]
+    np.savez(tmp_path / "part" / "partitioning.npz", **arrays)
+    meta_path = tmp_path / "part" / "partitioning.json"
+    meta = json.loads(meta_path.read_text())
+    meta["version"] = 1
+    meta_path.write_text(json.dumps(meta))
+    older = Partitioning.load(tmp_path / "part", cosine_docs)
+    assert older.codes.dtype == np.int8
+    np.testing.assert_array_equal(older.codes, reduced.codes)
+    before = run_batch(cosine_docs, queries, partitioning=reduced, settings=THROUGH_CELLS)
+    after = run_batch(cosine_docs, queries, partitioning=older, settings=THROUGH_CELLS)
+    for (first_id, first), (second_id, second) in zip(before, after, strict=True):
+        assert first_id == second_id
+        assert first.ids == second.ids
+    meta["version"] = 99
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(InvalidArgument, match="format version 99"):
+        Partitioning.load(tmp_path / "part", cosine_docs)
+
+
+def test_cell_blocks_are_whole_cells_scored_for_who_visits_them_at_the_cheapest_size(
+    cosine_docs: Collection,
+) -> None:
+    from vecdb.engine.batch import CELL_BLOCK_FIXED, SCAN_CELL_BLOCKS, SCAN_PER_CODE_DIM
+
+    partitioning = build(cosine_docs, make_queries(cosine_docs, 60), reduced_dim=12)
+    rng = np.random.default_rng(9)
+    present = np.sort(rng.choice(partitioning.cell_count, 40, replace=False)).astype(np.int64)
+    counts = rng.integers(1, 700, len(present)).astype(np.int64)
+    visits = rng.random((7, len(present))) < 0.3
+    visits[:, 0] = True
+    layout = partitioning._cell_layout(present, counts, visits)
+    sizes, bounds = layout.sizes, layout.bounds
+    assert bounds[0] == 0 and (np.diff(bounds) > 0).all()
+    ends = np.append(bounds[1:], len(sizes))
+    work = 0
+    for block, (first, last) in enumerate(zip(bounds, ends, strict=True)):
+        who = layout.cell_visits[:, first:last].any(axis=1)
+        np.testing.assert_array_equal(layout.block_visits[:, block], who)
+        work += int(who.sum()) * int(sizes[first:last].sum())
+    assert layout.work == work
+    np.testing.assert_array_equal(layout.visible_rows, layout.cell_visits @ sizes)
+    assert layout.rows == int(counts[visits.any(axis=0)].sum())
+
+    def cost(size: int) -> float:
+        starts = np.cumsum(sizes) - sizes
+        first_cells = np.flatnonzero(np.diff(starts // size, prepend=-1))
+        lasts = np.append(first_cells[1:], len(sizes))
+        total = sum(
+            int(layout.cell_visits[:, a:b].any(axis=1).sum()) * int(sizes[a:b].sum())
+            for a, b in zip(first_cells, lasts, strict=True)
+        )
+        return total * partitioning.reduced_dim * SCAN_PER_CODE_DIM + len(first_cells) * (
+            CELL_BLOCK_FIXED
+        )
+
+    chosen = work * partitioning.reduced_dim * SCAN_PER_CODE_DIM + len(bounds) * CELL_BLOCK_FIXED
+    assert chosen == pytest.approx(min(cost(size) for size in SCAN_CELL_BLOCKS))
+
+
+def test_candidates_scored_where_they_lie_equal_gathered_scores(collection: Collection) -> None:
+    from vecdb.engine.batch import _candidate_scores, _Reader
+
+    rng = np.random.default_rng(2)
+    queries = rng.standard_normal((5, collection.dim)).astype(np.float32)
+    candidates = rng.integers(0, len(collection), (5, 9)).astype(np.int64)
+    candidates[1, 4:] = -1  # padding
+    with _Reader(collection).snapshot() as snap:
+        assert snap.vectors.dtype == np.float32 and snap.vectors.flags.c_contiguous
+        in_place = _candidate_scores(snap, queries, candidates)
+        gathered = _candidate_scores(
+            replace(snap, vectors=np.asfortranarray(snap.vectors)), queries, candidates
+        )
+    assert (in_place[1, 4:] == -np.inf).all()
+    np.testing.assert_allclose(in_place, gathered, rtol=1e-5, atol=1e-4)
+
+
 def test_load_refuses_a_partitioning_of_another_collection(
     cosine_docs: Collection, tmp_path: Path
 ) -> None:
