@@ -101,6 +101,9 @@ CELL_BLOCK_FIXED = 30e-6
 # whose blocks cost least, products (larger blocks: more queries scored against cells they do
 # not visit) plus the fixed work per block
 SCAN_CELL_BLOCKS = (256, 512, 1_024, 2_048, 4_096)
+# centroid scores computed in one product for a chunk's queries up to this many (64 MB), else
+# per filter
+CENTROID_SCORES_BOUND = 1 << 24
 # rows of a filter's visited cells put in cell order by a radix sort (above, a pass over flags)
 RADIX_ROWS = 65_536
 # faiss adds at most this many heap entries per call on the calling thread (above, OpenMP)
@@ -1036,15 +1039,31 @@ class Partitioning:
         best_rows = np.full((m, keep_max), -1, np.int64)
         approximate: list[tuple[int, NDArray[np.int64]]] = []
         rerank_cost = float(np.mean(keep)) * self.dim * planner.RERANK_PER_DIM
+        # filters with few matching rows are answered exactly; the others need the centroid
+        # scores of their queries (one product for all of them)
+        routed: list[tuple[int, NDArray[np.int64], int]] = []
         for mask_id in np.unique(ids).tolist():
             members = np.flatnonzero(ids == mask_id)
             mask = masks[mask_id]
-            allowed = np.flatnonzero(mask[:covered])
-            matching = len(allowed) + int(np.count_nonzero(mask[covered : snap.rows]))
+            matching = int(np.count_nonzero(mask[: snap.rows]))
             if matching <= max(probe.exact_rows, int(keep[members].max())):
                 self._exact_into(snap, queries, members, mask, k_max, scores_out, rows_out)
                 scanned[members] = matching
-                continue
+            else:
+                routed.append((mask_id, members, matching))
+        need = np.concatenate([members for _, members, _ in routed]) if routed else ids[:0]
+        centroid_scores = None
+        if len(need) * self.cell_count <= CENTROID_SCORES_BOUND:
+            centroid_scores = reduced[need] @ self.centroids.T
+        line = 0
+        for mask_id, members, matching in routed:
+            mask = masks[mask_id]
+            allowed = np.flatnonzero(mask[:covered])
+            if centroid_scores is not None:
+                near = centroid_scores[line : line + len(members)]
+            else:
+                near = reduced[members] @ self.centroids.T
+            line += len(members)
             # the cells holding allowed rows, how many each, and who visits which
             in_cells = self.cell_of_row[allowed]
             held = in_cells[in_cells >= 0]
@@ -1052,8 +1071,6 @@ class Partitioning:
             present = np.flatnonzero(counts).astype(np.int64)
             counts = counts[present]
             floor = np.maximum(probe.min_rows, keep[members])
-            # centroid scores only for the queries of filters that need them
-            near = reduced[members] @ self.centroids.T
             if len(present) < self.cell_count:
                 near = near[:, present]
             if self.metric is Metric.L2:
@@ -1088,7 +1105,7 @@ class Partitioning:
                 continue
             # a query sees only the rows of the cells it visits itself, so its answer does not
             # depend on the other queries of its filter
-            positions = self._cell_positions(layout, mask, allowed)
+            positions = self._cell_positions(layout, mask, allowed, in_cells)
             self._scan_cells(scan_queries, members, layout, positions, keep, best_scores, best_rows)
             scanned[members] = layout.visible_rows
             plans[members] = CELLS
@@ -1139,7 +1156,12 @@ class Partitioning:
         visits: NDArray[np.bool_] = near >= near.max(axis=1, keepdims=True) - probe.gap
         short = np.flatnonzero(visits.astype(np.float32) @ counts.astype(np.float32) < floor)
         if len(short):
-            ranked, _, _, probes = _rank_cells(near[short], counts, probe.gap, floor[short])
+            # sort about as many cells as the floor needs at the filter's mean rows per cell
+            needed = 2.0 * float(floor[short].max()) / max(float(counts.mean()), 1.0)
+            width = int(min(needed, near.shape[1])) + 1
+            ranked, _, _, probes = _rank_cells(
+                near[short], counts, probe.gap, floor[short], width=max(96, width)
+            )
             row_i, col_j = np.nonzero(np.arange(ranked.shape[1])[None, :] < probes[:, None])
             visits[short[row_i], ranked[row_i, col_j]] = True
         return visits
@@ -1191,9 +1213,12 @@ class Partitioning:
             visible_rows=np.rint(cell_visits @ sizes.astype(np.float64)).astype(np.int64),
         )
 
-    def _cell_positions(self, layout: _CellLayout, mask: Mask, allowed: Rows) -> Rows:
+    def _cell_positions(
+        self, layout: _CellLayout, mask: Mask, allowed: Rows, in_cells: NDArray[np.int32]
+    ) -> Rows:
         """Return the storage positions of the allowed rows of the layout's cells, cell by cell
-        in its order: read from the cells or from the allowed rows, whichever are fewer."""
+        in its order: read from the cells or from the allowed rows (``in_cells``: the cell of
+        each, -1 for none), whichever are fewer."""
         starts = self.cell_starts[layout.cells]
         lengths = self.cell_starts[layout.cells + 1] - starts
         if int(lengths.sum()) <= len(allowed):
@@ -1201,22 +1226,23 @@ class Partitioning:
             every = np.repeat(starts - (ends - lengths), lengths) + np.arange(int(ends[-1]))
             found: Rows = every[mask[self.order[every]]]
             return found
-        visited = np.zeros(self.cell_count, np.bool_)
+        visited = np.zeros(self.cell_count + 1, np.bool_)  # the last one stands for "no cell"
         visited[layout.cells] = True
-        positions = self.position_of_row[allowed]
-        positions = positions[positions >= 0]
+        inside = visited[in_cells]
+        positions = self.position_of_row[allowed[inside]]
         # cells are stored in layout (locality) order, so ordering the rows by cell puts them
         # in layout order
         assert self.locality_ordered, "built and loaded partitionings are in locality order"
-        return self._by_cell(positions[visited[self.cell_of_position[positions]]])
+        return self._by_cell(positions, in_cells[inside])
 
-    def _by_cell(self, positions: Rows) -> Rows:
-        """Return storage ``positions`` ordered by cell: a radix sort of 16-bit cell numbers
-        when they fit and the positions are few, else one pass over a flag per position (then
-        also by position within each cell)."""
+    def _by_cell(self, positions: Rows, cells: NDArray[np.int32] | None = None) -> Rows:
+        """Return storage ``positions`` ordered by cell (``cells``: theirs, if known): a radix
+        sort of 16-bit cell numbers when they fit and the positions are few, else one pass over
+        a flag per position (then also by position within each cell)."""
         if self.cell_count <= 1 << 16 and len(positions) <= RADIX_ROWS:
-            cells = self.cell_of_position[positions].astype(np.uint16)
-            by_cell: Rows = positions[np.argsort(cells, kind="stable")]
+            if cells is None:
+                cells = self.cell_of_position[positions]
+            by_cell: Rows = positions[np.argsort(cells.astype(np.uint16), kind="stable")]
             return by_cell
         flags = np.zeros(len(self.order), np.bool_)
         flags[positions] = True

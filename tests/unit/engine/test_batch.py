@@ -492,6 +492,20 @@ def test_cell_blocks_are_whole_cells_scored_for_who_visits_them_at_the_cheapest_
     assert chosen == pytest.approx(min(cost(size) for size in SCAN_CELL_BLOCKS))
 
 
+def test_centroid_scores_per_filter_equal_one_shared_product(
+    cosine_docs: Collection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vecdb.engine.batch as batch_module
+
+    queries = make_queries(cosine_docs, 100)
+    partitioning = build(cosine_docs, queries, reduced_dim=12)
+    shared = dict(run_batch(cosine_docs, queries, partitioning=partitioning))
+    monkeypatch.setattr(batch_module, "CENTROID_SCORES_BOUND", 0)  # a product per filter
+    alone = dict(run_batch(cosine_docs, queries, partitioning=partitioning))
+    for query in queries:
+        assert shared[query.query_id].ids == alone[query.query_id].ids
+
+
 def test_candidates_scored_where_they_lie_equal_gathered_scores(collection: Collection) -> None:
     from vecdb.engine.batch import _candidate_scores, _Reader
 
