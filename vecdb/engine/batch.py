@@ -388,43 +388,26 @@ def _exact_scores(snapshot: _Snapshot, queries: Vectors, rows: Rows) -> Scores:
 
 
 def _candidate_scores(snapshot: _Snapshot, queries: Vectors, candidates: Rows) -> Scores:
-    """Return exact scores of each query against its own candidate rows (-1: -inf)."""
+    """Return exact scores of each query against its own candidate rows (-1: -inf), computed
+    by faiss on the rows where they lie (no gathered copy of every candidate)."""
     from vecdb.engine.ann import _scores_in_place
 
     valid = candidates >= 0
     safe = np.ascontiguousarray(np.where(valid, candidates, 0), dtype=np.int64)
-    vectors = snapshot.vectors
-    if vectors.dtype == np.float32 and vectors.flags.c_contiguous:
-        # faiss scores the rows where they lie: no gathered copy of every candidate
-        m, count = safe.shape
-        scores = _scores_in_place(
-            np.ascontiguousarray(queries, dtype=np.float32),
-            safe.reshape(-1),
-            vectors,
-            snapshot.metric.value,
-            snapshot.norms,
-            m,
-            count,
-        )
-        if snapshot.metric is Metric.COSINE:
-            scores /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-30)
-        elif snapshot.metric is Metric.L2:
-            np.negative(scores, out=scores)
-        return np.where(valid, scores, -np.inf).astype(np.float32)
-    dots = np.empty(candidates.shape, np.float32)
-    step = max(1, (1 << 22) // max(1, candidates.shape[1] * queries.shape[1]))  # ~16 MB blocks
-    for lo in range(0, len(queries), step):
-        block = vectors[safe[lo : lo + step]]  # (queries, candidates, dim)
-        dots[lo : lo + step] = np.matmul(block, queries[lo : lo + step, :, None])[..., 0]
-    if snapshot.metric is Metric.IP:
-        scores = dots
-    elif snapshot.metric is Metric.COSINE:
-        query_norms = np.linalg.norm(queries, axis=1, keepdims=True)
-        scores = (dots / (query_norms * snapshot.norms[safe])).astype(np.float32)
-    else:
-        query_sq = np.einsum("ij,ij->i", queries, queries)[:, None]
-        norms = snapshot.norms[safe]
-        scores = (2.0 * dots - query_sq - norms * norms).astype(np.float32)
+    m, count = safe.shape
+    scores = _scores_in_place(
+        np.ascontiguousarray(queries, dtype=np.float32),
+        safe.reshape(-1),
+        np.ascontiguousarray(snapshot.vectors, dtype=np.float32),  # a collection's already are
+        snapshot.metric.value,
+        snapshot.norms,
+        m,
+        count,
+    )
+    if snapshot.metric is Metric.COSINE:  # faiss divided by the rows' norms only
+        scores /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-30)
+    elif snapshot.metric is Metric.L2:  # squared distances: higher is better here
+        np.negative(scores, out=scores)
     return np.where(valid, scores, -np.inf).astype(np.float32)
 
 
@@ -470,8 +453,10 @@ def _code_bias(
     offset: NDArray[np.float32] | None,
 ) -> NDArray[np.float32]:
     """Return :func:`_bias` of the vectors the (possibly 8-bit) codes stand for."""
-    if scale is None or offset is None or metric is not Metric.L2:
-        return _bias(metric, np.asarray(codes, dtype=np.float32))
+    if metric is not Metric.L2:
+        return np.zeros(len(codes), np.float32)
+    if scale is None or offset is None:
+        return _bias(metric, codes)
     out = np.empty(len(codes), np.float32)
     for lo in range(0, len(codes), 65_536):
         out[lo : lo + 65_536] = _bias(metric, offset + scale * codes[lo : lo + 65_536])
