@@ -1172,7 +1172,9 @@ class Partitioning:
         (queries, cells): who visits which.
         """
         visited = np.flatnonzero(visits.any(axis=0))
-        cells = visited[np.argsort(self.cell_rank[present[visited]], kind="stable")]
+        cells = visited  # present cells are in storage order, which is locality order
+        if not self.locality_ordered:
+            cells = visited[np.argsort(self.cell_rank[present[visited]], kind="stable")]
         sizes = counts[cells]
         ends = np.cumsum(sizes)
         cell_visits = visits[:, cells]
@@ -1255,22 +1257,33 @@ class Partitioning:
         wanted = min(int(keep[members].max()), layout.rows)
         queries = np.ascontiguousarray(reduced[members])
         heaps = _Heaps(len(members), wanted)
+        blocks = layout.blocks
         cell_ends = np.append(layout.bounds[1:], len(layout.sizes))
-        column = 0
-        for block, (first, last) in enumerate(
-            zip(layout.bounds.tolist(), cell_ends.tolist(), strict=True)
-        ):
-            width = int(layout.sizes[first:last].sum())
-            lo, column = column, column + width
-            which = np.flatnonzero(layout.block_visits[:, block])
+        column_of_cell = np.concatenate([[0], np.cumsum(layout.sizes)])
+        los = column_of_cell[layout.bounds].tolist()
+        his = column_of_cell[cell_ends].tolist()
+        # each block's visitors, and whether one of them skips a cell of the block
+        block_of, visitor = np.nonzero(layout.block_visits.T)
+        visitors = np.split(visitor, np.searchsorted(block_of, np.arange(1, blocks)))
+        every_cell = np.logical_and.reduceat(layout.cell_visits, layout.bounds, axis=1)
+        skips = np.any(layout.block_visits & ~every_cell, axis=0)
+        partial: list[bool] = np.asarray(skips, dtype=np.bool_).tolist()
+        columns = np.arange(layout.rows, dtype=np.int64)
+        bounds = layout.bounds.tolist()
+        ends = cell_ends.tolist()
+        for block in range(blocks):
+            which = visitors[block]
             if len(which) == 0:
                 continue
-            scores = self._block_scores(queries[which], positions[lo:column])
-            hidden = ~layout.cell_visits[which, first:last]
-            if hidden.any():  # cells of the block a query does not visit itself
-                hidden = np.repeat(hidden, layout.sizes[first:last], axis=1)
+            lo, hi = los[block], his[block]
+            scores = self._block_scores(queries[which], positions[lo:hi])
+            if partial[block]:  # hide the cells of the block a visitor does not visit itself
+                first, last = bounds[block], ends[block]
+                hidden = np.repeat(
+                    ~layout.cell_visits[which, first:last], layout.sizes[first:last], axis=1
+                )
                 np.putmask(scores, hidden, -np.inf)
-            heaps.add(scores, which, np.arange(lo, column, dtype=np.int64))
+            heaps.add(scores, which, columns[lo:hi])
         found_scores, found = heaps.result()
         best_scores[members, :wanted] = found_scores
         best_rows[members, :wanted] = np.where(
@@ -1894,7 +1907,7 @@ def _rank_cells(
         else:
             top = np.broadcast_to(np.arange(total), near.shape)
         picked = np.take_along_axis(near, top, axis=1)
-        order = np.lexsort((top, -picked), axis=1)
+        order = np.argsort(-picked, axis=1, kind="stable")
         ranked: NDArray[np.int64] = np.take_along_axis(top, order, axis=1).astype(np.int64)
         scores = np.take_along_axis(picked, order, axis=1)
         seen = np.cumsum(counts[ranked], axis=1)
@@ -2245,6 +2258,9 @@ def _chunk_through_partitioning(
             CELLS: f"{part.leaf_count} leaves / {part.cell_count} cells: grouped cell scoring "
             f"in {part.reduced_dim} dims, exact rerank",
         }
+        reported = report_scores(snap.metric, scores)
+        point_ids = reader.ids(rows.ravel())
+        width = rows.shape[1]
         for i, query in enumerate(queries):
             plan = int(plans[i])
             if plan == INDEX:
@@ -2252,10 +2268,13 @@ def _chunk_through_partitioning(
             matching = counts[mask_ids[i]]
             valid = rows[i, : query.k] >= 0
             found = rows[i, : query.k][valid]
+            found_ids = point_ids[i * width : i * width + query.k]
+            if len(found) < query.k:
+                found_ids = [found_ids[j] for j in np.flatnonzero(valid).tolist()]
             hits = Hits(
                 rows=found,
-                ids=reader.ids(found),
-                scores=report_scores(snap.metric, scores[i, : query.k][valid]),
+                ids=found_ids,
+                scores=reported[i, : query.k][valid],
                 explain=Explain(
                     plan=PLAN_NAMES[plan],
                     estimated_selectivity=matching / live,
