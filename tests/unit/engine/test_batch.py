@@ -524,6 +524,34 @@ def test_candidates_scored_where_they_lie_equal_each_querys_exact_scores(
     assert (in_place[1, 4:] == -np.inf).all()
 
 
+@pytest.mark.parametrize("reduced_dim", [None, 12])
+def test_block_scores_equal_the_product_with_the_decoded_codes(
+    collection: Collection, reduced_dim: int | None
+) -> None:
+    partitioning = build(collection, make_queries(collection, 30), reduced_dim=reduced_dim)
+    rng = np.random.default_rng(4)
+    reduced = partitioning.project_queries(
+        rng.standard_normal((6, collection.dim)).astype(np.float32)
+    )
+    scan = partitioning._scan_queries(reduced)
+    positions = np.sort(rng.choice(len(partitioning.order), 70, replace=False)).astype(np.int64)
+    scores = partitioning._block_scores(scan, positions)
+    assert scores.shape == (6, 70) and scores.flags.c_contiguous
+    codes = partitioning.codes[positions].astype(np.float64)
+    if partitioning.code_scale is not None:
+        # 8-bit codes: scored up to each query's constant q . offset
+        decoded = partitioning.code_offset + partitioning.code_scale * codes
+        expected = reduced.astype(np.float64) @ decoded.T
+        expected -= (reduced.astype(np.float64) @ partitioning.code_offset)[:, None]
+    else:
+        expected = reduced.astype(np.float64) @ codes.T
+    if partitioning.metric.value == "l2":
+        expected += partitioning.bias[positions]
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-3)
+    empty = partitioning._block_scores(scan, positions[:0])
+    assert empty.shape == (6, 0)
+
+
 def test_load_refuses_a_partitioning_of_another_collection(
     cosine_docs: Collection, tmp_path: Path
 ) -> None:
