@@ -1171,10 +1171,9 @@ class Partitioning:
         ``present``: the cells holding allowed rows, ``counts`` how many each; ``visits``
         (queries, cells): who visits which.
         """
-        visited = np.flatnonzero(visits.any(axis=0))
-        cells = visited  # present cells are in storage order, which is locality order
-        if not self.locality_ordered:
-            cells = visited[np.argsort(self.cell_rank[present[visited]], kind="stable")]
+        assert self.locality_ordered, "built and loaded partitionings are in locality order"
+        # present cells come in storage order, which is their locality order
+        cells = np.flatnonzero(visits.any(axis=0))
         sizes = counts[cells]
         ends = np.cumsum(sizes)
         cell_visits = visits[:, cells]
