@@ -46,6 +46,9 @@ def test_build_search_fresh_writes_and_restart(server_factory) -> None:  # type:
         assert 0 < info["reduced_dim"] <= DIM and info["measured_recall"] >= 0.9
         described = client.describe_collection("c").index
         assert described["reduced_dim"] == info["reduced_dim"]
+        # no training queries: PCA of the data, centred for squared distances
+        assert described["projection"] == "pca"
+        assert described["projection_method"] == "centered"
 
         truth = [client.search("c", q, 10, exact=True).ids for q in queries]
         approximate = [client.search("c", q, 10, explain=True) for q in queries]

@@ -89,6 +89,12 @@ HNSW_DEGREES = (16, 32)
 HNSW_QUANTIZER_MIN_LISTS = 2048
 HNSW_QUANTIZER_DEGREE = 32
 MAX_TUNE_QUERIES = 1000
+# Cross-validating the OOD shrinkage (projection.choose_shrinkage) fits every fold once per
+# weight: folds, Frank-Wolfe iterations and eigen blend grid are cut down for it (the final fit
+# uses the full ones), which keeps it to seconds at d = 384.
+SHRINKAGE_CV_FOLDS = 3
+SHRINKAGE_CV_ITERATIONS = 15
+SHRINKAGE_CV_EIGEN_GRID = 6
 # Standard errors of margin a tuned point needs above the target: the sample is finite and the
 # cheapest passing point of many tried is biased upwards (winner's curse).
 TUNE_MARGIN_ERRORS = 2.0
@@ -225,6 +231,10 @@ class TuningReport:
 
     tune_queries: int
     held_out: str
+    # OOD only: how far the training queries' second moment was shrunk toward the data's, and
+    # the held-out loss of each weight cross-validated (see projection.choose_shrinkage)
+    ood_shrinkage: float | None = None
+    shrinkage_losses: dict[float, float] = field(default_factory=dict)
     flat_recall: dict[int, float] = field(default_factory=dict)
     points: list[OperatingPoint] = field(default_factory=list)
     candidates: dict[str, float] = field(default_factory=dict)
@@ -1464,6 +1474,8 @@ class _Builder:
         )
         self.k = max(1, self.k)
         self._inverse_norms: NDArray[np.float32] | None = None
+        # OOD: the cross-validated shrinkage of the training queries' second moment
+        self.shrinkage = 0.0
         # Standard error of each recall the last _evaluate call returned, per rerank factor.
         self.last_standard_error: dict[int, float] = {}
 
@@ -1573,6 +1585,7 @@ class _Builder:
             fit_queries,
             reduced_dim,
             method=method,
+            shrinkage=self.shrinkage,
             data_moment=moments["data"],
             query_moment=moments["queries"],
             center=self.metric == "l2",
@@ -1794,6 +1807,23 @@ class _Builder:
         report = TuningReport(tune_queries=len(tune.queries), held_out=how)
         self._report("ground_truth", 1.0)
         moments = self._moments(fit_queries)
+        if self.kind == "ood" and fit_queries is not None:
+            self._report("query shrinkage", 0.0)
+            # chosen once, at the fixed d' or the middle of the d' grid the search starts from
+            grid = _dim_grid(self.dim)
+            choice = projections.choose_shrinkage(
+                fit_queries,
+                moments["data"],
+                self.config.reduced_dim or grid[(len(grid) - 1) // 2],
+                offset=moments["mean"],
+                seed=self.seed,
+                iterations=SHRINKAGE_CV_ITERATIONS,
+                eigen_grid=SHRINKAGE_CV_EIGEN_GRID,
+                folds=SHRINKAGE_CV_FOLDS,
+            )
+            self.shrinkage = choice.shrinkage
+            report.ood_shrinkage = choice.shrinkage
+            report.shrinkage_losses = choice.held_out_loss
         dims = self._choose_reduced_dim(tune, fit_queries, moments, report)
         chosen: tuple[float, str, Projection, Any, int, int, float] | None = None
         for attempt, reduced_dim in enumerate(dims):

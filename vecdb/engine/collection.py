@@ -974,6 +974,7 @@ class Collection:
             "nprobe": config.nprobe or 0,
             "rerank_factor": config.rerank_factor,
             "projection": config.projection,
+            "projection_method": index.projection.method,
             "recall_target": self._index_recall_target,
             "measured_recall": index.measured_recall,
             "indexed_points": index.covered_rows,

@@ -26,6 +26,11 @@ Two families, as in LeanVec:
       ``U_d'ᵀ Kq^-½`` and data through ``S_d' V_d'ᵀ Kx^-½`` (Eckart-Young). Lowest loss, but the
       data side is whitened, which suits graph / cluster structures less well.
 
+A few hundred training queries give a noisy ``Kq``, and every solver fits it exactly, including
+its noise. :func:`choose_shrinkage` therefore picks, by k-fold cross-validation of the loss on
+held-out training queries, how far to shrink ``Kq`` toward ``Kx`` first
+(``(1 - λ) Kq/‖Kq‖ + λ Kx/‖Kx‖``, the ``shrinkage`` argument of :func:`fit_ood`).
+
 Everything here is plain numpy on ``d x d`` matrices: fitting costs one pass over the data to form
 ``Kx`` plus a few hundred small factorisations, independent of the collection size afterwards.
 """
@@ -47,6 +52,12 @@ OOD_METHODS: tuple[OodMethod, ...] = ("eigen", "frank_wolfe", "closed_form")
 
 # Rows per block when forming second moments, to bound the temporary float64 copies.
 _MOMENT_BLOCK_ROWS = 65_536
+
+# Shrinkage weights choose_shrinkage cross-validates, and its folds of the training queries.
+SHRINKAGE_GRID: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
+SHRINKAGE_FOLDS = 4
+# The shrinkage used when there are too few training queries to hold any out.
+FEW_QUERIES_SHRINKAGE = 0.5
 
 
 @dataclass(frozen=True)
@@ -281,12 +292,122 @@ def _fit_closed_form(
     return a, b
 
 
+def shrunk_moment(
+    query_moment: NDArray[np.float64], data_moment: NDArray[np.float64], shrinkage: float
+) -> NDArray[np.float64]:
+    """Return ``(1 - λ) Kq/‖Kq‖ + λ Kx/‖Kx‖`` for ``λ = shrinkage`` (the solvers do not depend
+    on the scale of ``Kq``, only on its shape)."""
+    if not 0.0 <= shrinkage <= 1.0:
+        raise InvalidArgument(f"shrinkage {shrinkage} is not allowed: use a value in [0, 1]")
+    if shrinkage == 0.0:
+        return query_moment
+    blended: NDArray[np.float64] = (1.0 - shrinkage) * _normalized(
+        query_moment
+    ) + shrinkage * _normalized(data_moment)
+    return blended
+
+
+def _solve(
+    kq: NDArray[np.float64],
+    kx: NDArray[np.float64],
+    reduced_dim: int,
+    method: OodMethod,
+    *,
+    iterations: int,
+    tolerance: float,
+    eigen_grid: int,
+    regularization: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], str]:
+    """Return ``(A, B, label)`` minimising the OOD loss for ``Kq``, ``Kx`` with one solver."""
+    # These are small d x d factorisations: threaded BLAS only adds contention here.
+    with threadpool_limits(limits=1, user_api="blas"):
+        if method == "closed_form":
+            a, b = _fit_closed_form(kq, kx, reduced_dim, regularization)
+            return a, b, "closed_form"
+        basis, beta = _fit_eigen(kq, kx, reduced_dim, eigen_grid)
+        if method == "eigen":
+            return basis, basis, f"eigen(beta={beta:.2f})"
+        a, b = _fit_frank_wolfe(kq, kx, basis, iterations, tolerance)
+        return a, b, f"frank_wolfe(from beta={beta:.2f})"
+
+
+@dataclass(frozen=True)
+class ShrinkageChoice:
+    """What :func:`choose_shrinkage` measured: the chosen weight and, per weight tried, the mean
+    OOD loss on held-out training queries (empty when too few queries to hold any out)."""
+
+    shrinkage: float
+    held_out_loss: dict[float, float]
+    folds: int
+
+
+def choose_shrinkage(
+    queries: NDArray[np.floating],
+    data_moment: NDArray[np.float64],
+    reduced_dim: int,
+    *,
+    method: OodMethod = "frank_wolfe",
+    offset: NDArray[np.float64] | None = None,
+    grid: tuple[float, ...] = SHRINKAGE_GRID,
+    folds: int = SHRINKAGE_FOLDS,
+    seed: int = 0,
+    iterations: int = 60,
+    tolerance: float = 1e-5,
+    eigen_grid: int = 11,
+    regularization: float = 1e-4,
+) -> ShrinkageChoice:
+    """Return the shrinkage of ``Kq`` toward ``Kx`` (see :func:`fit_ood`) whose fits keep the
+    inner products of *unseen* queries best: k-fold cross-validation over the training queries,
+    each fold fitted on the others and scored by the OOD loss on its own second moment. Ties go
+    to the smaller weight. With fewer than two queries nothing can be held out, and
+    :data:`FEW_QUERIES_SHRINKAGE` is returned.
+
+    ``offset`` is subtracted from the queries first (the data mean, when fitting for squared
+    distances); ``data_moment`` must be taken with the same offset.
+    """
+    dim = int(data_moment.shape[0])
+    _check_reduced_dim(reduced_dim, dim)
+    if queries.ndim != 2 or queries.shape[1] != dim:
+        raise InvalidArgument(
+            f"training queries of shape {queries.shape} do not match the dimension {dim}"
+        )
+    if not grid or any(not 0.0 <= weight <= 1.0 for weight in grid):
+        raise InvalidArgument(f"shrinkage grid {grid} is not allowed: use values in [0, 1]")
+    m = len(queries)
+    folds = min(folds, m)
+    if folds < 2:
+        return ShrinkageChoice(FEW_QUERIES_SHRINKAGE, {}, 0)
+    parts = np.array_split(np.random.default_rng(seed).permutation(m), folds)
+    # each part's sum of outer products, so that a fold's complement costs one subtraction
+    sums = [second_moment(queries[np.sort(part)], offset=offset) * len(part) for part in parts]
+    total = np.sum(sums, axis=0)
+    losses = {weight: 0.0 for weight in grid}
+    for part, part_sum in zip(parts, sums, strict=True):
+        held_out = part_sum / len(part)
+        fitted = (total - part_sum) / (m - len(part))
+        for weight in grid:
+            a, b, _ = _solve(
+                shrunk_moment(fitted, data_moment, weight),
+                data_moment,
+                reduced_dim,
+                method,
+                iterations=iterations,
+                tolerance=tolerance,
+                eigen_grid=eigen_grid,
+                regularization=regularization,
+            )
+            losses[weight] += ood_loss(a, b, held_out, data_moment) / folds
+    best = min(grid, key=lambda weight: (losses[weight], weight))
+    return ShrinkageChoice(float(best), {float(w): float(v) for w, v in losses.items()}, folds)
+
+
 def fit_ood(
     data: NDArray[np.floating],
     queries: NDArray[np.floating],
     reduced_dim: int,
     *,
     method: OodMethod = "frank_wolfe",
+    shrinkage: float = 0.0,
     iterations: int = 60,
     tolerance: float = 1e-5,
     eigen_grid: int = 11,
@@ -298,10 +419,12 @@ def fit_ood(
 ) -> Projection:
     """Return the LeanVec-OOD projection fitted on documents and a sample of queries.
 
-    ``center`` subtracts the data mean from both sides first (for squared distances).
-    ``data_moment`` / ``query_moment`` (and ``mean`` when centring) may pass precomputed
-    statistics (``E[x xᵀ]`` of the shifted rows) so that several ``reduced_dim`` can be fitted
-    without another pass over the data.
+    ``shrinkage`` (in [0, 1]) fits ``(1 - λ) Kq/‖Kq‖ + λ Kx/‖Kx‖`` instead of ``Kq``: a few
+    hundred queries give a noisy ``Kq``, and :func:`choose_shrinkage` finds the weight that
+    generalises to unseen queries. ``center`` subtracts the data mean from both sides first (for
+    squared distances). ``data_moment`` / ``query_moment`` (and ``mean`` when centring) may pass
+    precomputed statistics (``E[x xᵀ]`` of the shifted rows) so that several ``reduced_dim`` can
+    be fitted without another pass over the data.
     """
     dim = int(data.shape[1])
     _check_reduced_dim(reduced_dim, dim)
@@ -316,18 +439,19 @@ def fit_ood(
         offset = mean_of(data) if mean is None else mean
     kx = second_moment(data, offset=offset) if data_moment is None else data_moment
     kq = second_moment(queries, offset=offset) if query_moment is None else query_moment
-    # These are small d x d factorisations: threaded BLAS only adds contention here.
-    with threadpool_limits(limits=1, user_api="blas"):
-        if method == "closed_form":
-            a, b = _fit_closed_form(kq, kx, reduced_dim, regularization)
-            label = "closed_form"
-        else:
-            basis, beta = _fit_eigen(kq, kx, reduced_dim, eigen_grid)
-            a = b = basis
-            label = f"eigen(beta={beta:.2f})"
-            if method == "frank_wolfe":
-                a, b = _fit_frank_wolfe(kq, kx, basis, iterations, tolerance)
-                label = f"frank_wolfe(from beta={beta:.2f})"
+    a, b, label = _solve(
+        shrunk_moment(kq, kx, shrinkage),
+        kx,
+        reduced_dim,
+        method,
+        iterations=iterations,
+        tolerance=tolerance,
+        eigen_grid=eigen_grid,
+        regularization=regularization,
+    )
+    if shrinkage:
+        noted = f"shrinkage={shrinkage:.2f}"
+        label = f"{label[:-1]}, {noted})" if label.endswith(")") else f"{label}({noted})"
     return Projection(
         np.ascontiguousarray(b, dtype=np.float32),
         np.ascontiguousarray(a, dtype=np.float32),

@@ -112,7 +112,7 @@ class PointBatch(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ..., vectors: _Optional[bytes] = ..., attributes: _Optional[_Iterable[_Union[Attributes, _Mapping]]] = ..., tenants: _Optional[_Iterable[_Union[TenantList, _Mapping]]] = ...) -> None: ...
 
 class IndexInfo(_message.Message):
-    __slots__ = ("kind", "reduced_dim", "code_bits", "structure", "graph_degree", "list_count", "ef_search", "nprobe", "rerank_factor", "recall_target", "measured_recall", "projection", "indexed_points", "build_seconds", "memory_bytes")
+    __slots__ = ("kind", "reduced_dim", "code_bits", "structure", "graph_degree", "list_count", "ef_search", "nprobe", "rerank_factor", "recall_target", "measured_recall", "projection", "indexed_points", "build_seconds", "memory_bytes", "projection_method")
     KIND_FIELD_NUMBER: _ClassVar[int]
     REDUCED_DIM_FIELD_NUMBER: _ClassVar[int]
     CODE_BITS_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,7 @@ class IndexInfo(_message.Message):
     INDEXED_POINTS_FIELD_NUMBER: _ClassVar[int]
     BUILD_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PROJECTION_METHOD_FIELD_NUMBER: _ClassVar[int]
     kind: str
     reduced_dim: int
     code_bits: int
@@ -143,7 +144,8 @@ class IndexInfo(_message.Message):
     indexed_points: int
     build_seconds: float
     memory_bytes: int
-    def __init__(self, kind: _Optional[str] = ..., reduced_dim: _Optional[int] = ..., code_bits: _Optional[int] = ..., structure: _Optional[str] = ..., graph_degree: _Optional[int] = ..., list_count: _Optional[int] = ..., ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ..., rerank_factor: _Optional[float] = ..., recall_target: _Optional[float] = ..., measured_recall: _Optional[float] = ..., projection: _Optional[str] = ..., indexed_points: _Optional[int] = ..., build_seconds: _Optional[float] = ..., memory_bytes: _Optional[int] = ...) -> None: ...
+    projection_method: str
+    def __init__(self, kind: _Optional[str] = ..., reduced_dim: _Optional[int] = ..., code_bits: _Optional[int] = ..., structure: _Optional[str] = ..., graph_degree: _Optional[int] = ..., list_count: _Optional[int] = ..., ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ..., rerank_factor: _Optional[float] = ..., recall_target: _Optional[float] = ..., measured_recall: _Optional[float] = ..., projection: _Optional[str] = ..., indexed_points: _Optional[int] = ..., build_seconds: _Optional[float] = ..., memory_bytes: _Optional[int] = ..., projection_method: _Optional[str] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
     __slots__ = ("name", "dim", "metric", "schema", "point_count", "tenant_count", "index", "partitionings")

@@ -239,6 +239,12 @@ def test_train_queries_switch_to_ood_and_tune_on_them() -> None:
     index = AnnIndex.build(DATA, metric="ip", train_queries=TRAIN)
     assert index.config.projection == "ood"
     assert index.report is not None and "training queries" in index.report.held_out
+    # the shrinkage of the training queries' moment was cross-validated, and is what was fitted
+    report = index.report
+    assert report.ood_shrinkage is not None and report.shrinkage_losses
+    assert report.shrinkage_losses[report.ood_shrinkage] == min(report.shrinkage_losses.values())
+    if report.ood_shrinkage > 0:
+        assert f"shrinkage={report.ood_shrinkage:.2f}" in index.projection.method
     _, truth = _oracle(QUERIES, DATA, K, "ip")
     _, rows = index.search(QUERIES, K, vectors=DATA)
     assert _recall(rows, truth) >= 0.92

@@ -35,6 +35,23 @@ def _shifted_set(
     return docs.astype(np.float32), train.astype(np.float32), test.astype(np.float32)
 
 
+def _mildly_shifted_set(
+    seed: int, train_queries: int
+) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
+    """Return (docs, train queries, test queries) where queries follow the docs' spectrum with
+    every fourth direction 1.5x stronger: a small shift, as between the claims and abstracts of
+    one text encoder. With few training queries their second moment is mostly noise."""
+    rng = np.random.default_rng(seed)
+    dim = 48
+    spectrum = np.linspace(3.0, 0.3, dim)
+    basis = np.linalg.qr(rng.standard_normal((dim, dim)))[0]
+    docs = (rng.standard_normal((4000, dim)) * spectrum) @ basis.T
+    query_scale = spectrum * np.where(np.arange(dim) % 4 == 0, 1.5, 1.0)
+    train = (rng.standard_normal((train_queries, dim)) * query_scale) @ basis.T
+    test = (rng.standard_normal((2000, dim)) * query_scale) @ basis.T
+    return docs.astype(np.float32), train.astype(np.float32), test.astype(np.float32)
+
+
 def _recall_before_rerank(
     projection: Projection, docs: NDArray[np.float32], queries: NDArray[np.float32], k: int = 10
 ) -> float:
@@ -115,6 +132,47 @@ def test_ood_beats_pca_on_a_shifted_query_set_before_rerank() -> None:
     assert ood_recall > 0.6 > 0.2 > pca_recall, (ood_recall, pca_recall)
 
 
+def test_shrinkage_keeps_ood_from_fitting_the_noise_of_few_training_queries() -> None:
+    docs, train, test = _mildly_shifted_set(seed=2, train_queries=24)
+    kx = projections.second_moment(docs)
+    unseen = projections.second_moment(test)
+    choice = projections.choose_shrinkage(train, kx, 12)
+    assert choice.folds == projections.SHRINKAGE_FOLDS
+    assert set(choice.held_out_loss) == set(projections.SHRINKAGE_GRID)
+    assert choice.shrinkage > 0.0
+    assert choice.held_out_loss[choice.shrinkage] == min(choice.held_out_loss.values())
+
+    def loss_on_unseen(projection: Projection) -> float:
+        return projections.ood_loss(projection.query_matrix, projection.data_matrix, unseen, kx)
+
+    plain = loss_on_unseen(projections.fit_ood(docs, train, 12, data_moment=kx))
+    shrunk = projections.fit_ood(docs, train, 12, data_moment=kx, shrinkage=choice.shrinkage)
+    pca = loss_on_unseen(projections.fit_pca(docs, 12, moment=kx))
+    # Fitted to 24 queries as they are, OOD keeps unseen queries' inner products worse than
+    # PCA; shrunk as cross-validation says, better than both.
+    assert loss_on_unseen(shrunk) < min(0.8 * plain, pca), (loss_on_unseen(shrunk), plain, pca)
+    assert f"shrinkage={choice.shrinkage:.2f}" in shrunk.method
+
+
+def test_shrinkage_stays_off_when_queries_leave_the_docs_main_axes() -> None:
+    docs, train, _ = _shifted_set()
+    kx = projections.second_moment(docs)
+    choice = projections.choose_shrinkage(train, kx, 12)
+    # shrinking toward the docs' moment would trade the queries' directions for the docs'
+    assert choice.shrinkage == 0.0
+    assert choice.held_out_loss[0.0] < 0.5 * min(
+        loss for weight, loss in choice.held_out_loss.items() if weight > 0
+    )
+    plain = projections.fit_ood(docs, train, 12, data_moment=kx)
+    assert "shrinkage" not in plain.method
+
+
+def test_shrinkage_without_queries_to_hold_out_falls_back_to_the_default() -> None:
+    docs, train, _ = _mildly_shifted_set(seed=0, train_queries=1)
+    choice = projections.choose_shrinkage(train, projections.second_moment(docs), 8)
+    assert choice == projections.ShrinkageChoice(projections.FEW_QUERIES_SHRINKAGE, {}, 0)
+
+
 def test_invalid_arguments_name_the_bad_value() -> None:
     docs, train, _ = _shifted_set()
     with pytest.raises(InvalidArgument, match="reduced_dim 0"):
@@ -127,6 +185,15 @@ def test_invalid_arguments_name_the_bad_value() -> None:
         projections.fit_ood(docs, train, 8, method="svd")  # type: ignore[arg-type]
     with pytest.raises(InvalidArgument, match="input dimension"):
         projections.fit_pca(docs, 8).project_queries(train[:, :10])
+    with pytest.raises(InvalidArgument, match=r"shrinkage 1.5 .* \[0, 1\]"):
+        projections.fit_ood(docs, train, 8, shrinkage=1.5)
+    kx = projections.second_moment(docs)
+    with pytest.raises(InvalidArgument, match=r"shrinkage grid \(0.5, -0.1\)"):
+        projections.choose_shrinkage(train, kx, 8, grid=(0.5, -0.1))
+    with pytest.raises(InvalidArgument, match="reduced_dim 49"):
+        projections.choose_shrinkage(train, kx, 49)
+    with pytest.raises(InvalidArgument, match="training queries"):
+        projections.choose_shrinkage(train[:, :10], kx, 8)
 
 
 @pytest.mark.skipif(
