@@ -17,6 +17,9 @@ exact search on a tuning sample: up to 1000 of the training queries (which the O
 also fitted on, through their second moment), or sampled rows that each exclude themselves. A
 point passes when its recall minus two standard errors reaches the target:
 
+- the OOD shrinkage (first, when training queries are given): how far their second moment is
+  shrunk toward the data's before fitting, by cross-validating the LeanVec-OOD loss on held-out
+  training queries (:func:`vecdb.engine.projection.choose_shrinkage`);
 - ``reduced_dim``: the smallest ``d'`` on a grid whose *flat* reduced search, reranked at
   ``rerank_factor`` 8, keeps recall above the target with half of the remaining error budget to
   spare for the quantizer and the structure;
