@@ -245,6 +245,19 @@ def run_vecdb(
     return result, index
 
 
+def projection_fit(index: AnnIndex) -> dict[str, Any]:
+    """Return how the index's projection was fitted: the solver's label and, for OOD, the
+    cross-validated shrinkage with the held-out loss of each weight tried."""
+    report = index.report
+    return {
+        "method": index.projection.method,
+        "shrinkage": None if report is None else report.ood_shrinkage,
+        "shrinkage_held_out_loss": {}
+        if report is None
+        else {f"{weight:g}": loss for weight, loss in report.shrinkage_losses.items()},
+    }
+
+
 def describe_config(config: AnnConfig) -> str:
     knob = (
         f"ef_search={config.ef_search}" if config.structure == "hnsw" else f"nprobe={config.nprobe}"
@@ -324,6 +337,7 @@ def compare(
         "metric": metric,
         "methods": {m.name: asdict(m) for m in methods},
         "vecdb_as_built": asdict(chosen),
+        "vecdb_projection": projection_fit(index),
     }
     # The headline compares what the build chose; the best swept point when that misses.
     headline = chosen if chosen.recall >= TARGET else best
@@ -396,7 +410,11 @@ def scifact_dims(directory: Path) -> dict[str, Any]:
             index = AnnIndex.build(
                 docs, metric="cosine", recall_target=TARGET, train_queries=train, config=config
             )
-            row: dict[str, Any] = {"reduced_dim": reduced_dim, "projection": projection}
+            row: dict[str, Any] = {
+                "reduced_dim": reduced_dim,
+                "projection": projection,
+                "fit": projection_fit(index),
+            }
             for factor in (1, *SCIFACT_RERANK):
                 found = index.search(queries, K, vectors=docs, rerank_factor=factor)[1]
                 row[f"recall_rerank_{factor}"] = recall_at_k(found, truth)
