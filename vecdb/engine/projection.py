@@ -371,6 +371,8 @@ def choose_shrinkage(
         raise InvalidArgument(
             f"training queries of shape {queries.shape} do not match the dimension {dim}"
         )
+    if method not in OOD_METHODS:
+        raise InvalidArgument(f"unknown OOD method {method!r}; allowed: {', '.join(OOD_METHODS)}")
     if not grid or any(not 0.0 <= weight <= 1.0 for weight in grid):
         raise InvalidArgument(f"shrinkage grid {grid} is not allowed: use values in [0, 1]")
     m = len(queries)

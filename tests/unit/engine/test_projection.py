@@ -194,6 +194,8 @@ def test_invalid_arguments_name_the_bad_value() -> None:
         projections.choose_shrinkage(train, kx, 49)
     with pytest.raises(InvalidArgument, match="training queries"):
         projections.choose_shrinkage(train[:, :10], kx, 8)
+    with pytest.raises(InvalidArgument, match="unknown OOD method 'svd'"):
+        projections.choose_shrinkage(train, kx, 8, method="svd")  # type: ignore[arg-type]
 
 
 @pytest.mark.skipif(
