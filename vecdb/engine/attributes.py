@@ -74,6 +74,16 @@ class Column(ABC):
     def count_present(self, n: int) -> int:
         """Return how many of the first ``n`` rows have a value (for selectivity estimates)."""
 
+    @abstractmethod
+    def permuted(self, order: Rows) -> Column:
+        """Return a copy whose row ``i`` is this column's row ``order[i]`` (distinct rows), for
+        evaluating filters in another row order. Only filters read it: the copy takes no writes.
+        """
+
+    @abstractmethod
+    def nbytes(self) -> int:
+        """Return the bytes the column's arrays hold."""
+
     # predicates: each returns a mask over the first n rows, or over the given rows (Where)
     def equals(self, value: object, n: Where) -> Mask:
         raise self._unsupported("equals")
@@ -154,6 +164,15 @@ class NumericColumn(Column):
 
     def count_present(self, n: int) -> int:
         return int(np.count_nonzero(self.present[:n]))
+
+    def permuted(self, order: Rows) -> NumericColumn:
+        out = NumericColumn(self.name, self.kind)
+        out.values = self.values[order]
+        out.present = self.present[order]
+        return out
+
+    def nbytes(self) -> int:
+        return int(self.values.nbytes + self.present.nbytes)
 
     def _scalar(self, value: object) -> float | int | bool:
         if self.kind is AttributeType.BOOL:
@@ -362,6 +381,16 @@ class KeywordColumn(Column):
     def count_present(self, n: int) -> int:
         return int(np.count_nonzero(self.codes[:n] >= 0))
 
+    def permuted(self, order: Rows) -> KeywordColumn:
+        out = KeywordColumn(self.name)
+        out.codes = self.codes[order]
+        # shared: the dictionary only grows, and words added later are on no row of the copy
+        out.vocabulary, out.words = self.vocabulary, self.words
+        return out
+
+    def nbytes(self) -> int:
+        return int(self.codes.nbytes)
+
     def _word(self, value: object) -> str:
         if not isinstance(value, str):
             raise self._bad_value(value)
@@ -423,6 +452,12 @@ class KeywordListColumn(Column):
     def count_present(self, n: int) -> int:
         return sum(1 for words in self.per_row[:n] if words is not None)
 
+    def permuted(self, order: Rows) -> KeywordListColumn:
+        return _PermutedKeywordList(self, order)
+
+    def nbytes(self) -> int:
+        return sum(int(rows.nbytes) for rows in self._cache.values())
+
     def rows_with(self, word: str) -> Rows:
         """Return the sorted rows whose list contains ``word``."""
         cached = self._cache.get(word)
@@ -451,6 +486,40 @@ class KeywordListColumn(Column):
         for value in values:
             mask |= self.contains(value, n)  # type: ignore[arg-type]
         return mask
+
+
+class _PermutedKeywordList(KeywordListColumn):
+    """A keyword-list column seen through a permutation of its rows: row ``i`` here is row
+    ``order[i]`` of the source. Posting lists are mapped (and sorted) per keyword on first use;
+    rows the source gains or loses later are not reflected (callers mask out deleted rows)."""
+
+    def __init__(self, source: KeywordListColumn, order: Rows) -> None:
+        super().__init__(source.name)
+        self.source = source
+        self.order = order
+        self.inverse = np.full(int(order.max()) + 1 if len(order) else 0, -1, np.int64)
+        self.inverse[order] = np.arange(len(order), dtype=np.int64)
+
+    def set(self, rows: Rows, values: Sequence[object | None]) -> None:
+        raise TypeError("a permuted column is read-only")
+
+    def get(self, row: int) -> object | None:
+        return self.source.get(int(self.order[row]))
+
+    def count_present(self, n: int) -> int:
+        return sum(1 for row in self.order[:n].tolist() if self.source.per_row[row] is not None)
+
+    def rows_with(self, word: str) -> Rows:
+        cached = self._cache.get(word)
+        if cached is None:
+            rows = self.source.rows_with(word)
+            positions = self.inverse[rows[: np.searchsorted(rows, len(self.inverse))]]
+            cached = np.sort(positions[positions >= 0])
+            self._cache[word] = cached
+        return cached
+
+    def nbytes(self) -> int:
+        return int(self.inverse.nbytes) + super().nbytes()
 
 
 def make_column(name: str, kind: AttributeType) -> Column:
@@ -482,6 +551,17 @@ class AttributeTable:
         """Forget every attribute of ``rows``."""
         for column in self.columns.values():
             column.clear(rows)
+
+    def permuted(self, order: Rows) -> AttributeTable:
+        """Return a read-only copy whose row ``i`` is row ``order[i]`` of this table (distinct
+        rows), so filters evaluate to masks in that order."""
+        out = AttributeTable({})
+        out.columns = {name: column.permuted(order) for name, column in self.columns.items()}
+        return out
+
+    def nbytes(self) -> int:
+        """Return the bytes the columns' arrays hold."""
+        return sum(column.nbytes() for column in self.columns.values())
 
     def row_values(self, row: int) -> dict[str, object]:
         """Return the attribute dict of one row (absent fields left out)."""

@@ -104,8 +104,6 @@ SCAN_CELL_BLOCKS = (256, 512, 1_024, 2_048, 4_096)
 # centroid scores computed in one product for a chunk's queries up to this many (64 MB), else
 # per filter
 CENTROID_SCORES_BOUND = 1 << 24
-# rows of a filter's visited cells put in cell order by a radix sort (above, a pass over flags)
-RADIX_ROWS = 65_536
 # faiss adds at most this many heap entries per call on the calling thread (above, OpenMP)
 HEAP_SERIAL_ENTRIES = 100_000
 
@@ -556,6 +554,10 @@ class Partitioning:
     cell_of_position: NDArray[np.int32] = field(init=False, repr=False)
     cell_rank: NDArray[np.int64] = field(init=False, repr=False)
     code_rows: NDArray[np.void] = field(init=False, repr=False)
+    # the collection's attributes in storage order (built on first need, see position_masks)
+    _attributes: tuple[AttributeTable, AttributeTable] | None = field(
+        init=False, repr=False, default=None
+    )
 
     def __post_init__(self) -> None:
         self.codes = np.ascontiguousarray(self.codes)
@@ -634,6 +636,8 @@ class Partitioning:
             total += 0 if extra is None else int(extra.nbytes)
         if self.projection is not None:
             total += int(self.projection.data_matrix.nbytes + self.projection.query_matrix.nbytes)
+        if self._attributes is not None:
+            total += self._attributes[1].nbytes()
         return total
 
     def describe(self) -> dict[str, object]:
@@ -676,6 +680,37 @@ class Partitioning:
         if self.projection is None:
             return np.ascontiguousarray(prepared)
         return self.projection.project_data(prepared)
+
+    # --- positions ------------------------------------------------------------------------------
+    # A batch works on positions rather than rows: first the covered rows in storage order (cell
+    # by cell, so a filter's allowed positions come out grouped by cell), then the rows written
+    # since the partitioning, in row order.
+
+    def rows_at(self, positions: Rows) -> Rows:
+        """Return the collection rows at ``positions``."""
+        stored = len(self.order)
+        inside = positions < stored
+        rows: Rows = np.where(
+            inside,
+            self.order[np.where(inside, positions, 0)],
+            positions - stored + self.covered_rows,
+        )
+        return rows
+
+    def position_mask(self, mask: Mask) -> Mask:
+        """Return a mask over the collection's rows as a mask over positions."""
+        return np.concatenate([mask[self.order], mask[self.covered_rows :]])
+
+    def attributes_in_order(self, table: AttributeTable) -> AttributeTable:
+        """Return the collection's attribute ``table`` for the covered rows in storage order
+        (copied on first need, then kept with the partitioning): a filter evaluated on it gives a
+        mask over positions directly. Covered rows never get new values, and deleted rows are
+        masked out as dead, so the copy stays valid."""
+        found = self._attributes
+        if found is None or found[0] is not table:
+            found = (table, table.permuted(self.order))
+            self._attributes = found
+        return found[1]
 
     # --- building ---------------------------------------------------------------------------------
 
@@ -928,7 +963,7 @@ class Partitioning:
             keys = [workload_key(q.tenant, q.filter) for q in picked]
             distinct = list(dict.fromkeys(keys))
             slot = {key: i for i, key in enumerate(distinct)}
-            key_masks = [masks[key] for key in distinct]
+            key_masks = [self.position_mask(masks[key]) for key in distinct]
             mask_ids = np.asarray([slot[key] for key in keys], dtype=np.int64)
             truth = _exact_truth(snap, vectors, ks, keys, masks, self.covered_rows)
             depth = _probe_depths(self, snap, vectors, [masks[key] for key in keys], truth)
@@ -1000,7 +1035,8 @@ class Partitioning:
         """Return internal scores, rows (-1 padded to the largest k), rows scored, and the plan
         (:data:`EXACT`, :data:`FLAT` or :data:`CELLS`) of each query.
 
-        ``masks[mask_ids[i]]`` is query ``i``'s mask over all rows (default: one mask each). Per
+        ``masks[mask_ids[i]]`` is query ``i``'s mask over positions (see :meth:`rows_at`;
+        default: one mask each). Per
         distinct mask the plan is the cheapest of: an exact scan of its rows (only when they are
         few), a flat scan of the reduced codes of all its rows, or a scan of its rows in the cells
         the probe rule visits; the last two keep the best candidates and rerank them exactly.
@@ -1011,7 +1047,7 @@ class Partitioning:
         m = len(queries)
         ids = np.arange(m, dtype=np.int64) if mask_ids is None else mask_ids
         k_max = int(ks.max())
-        covered = min(self.covered_rows, snap.rows)
+        stored, covered = len(self.order), self.covered_rows
         reduced = self.project_queries(queries)
         # scored against 8-bit codes, q·x = q·offset + (q * scale)·code: the first term is the
         # same for every row of a query, so it is left out (only each query's ranking matters)
@@ -1036,9 +1072,10 @@ class Partitioning:
         for mask_id in np.unique(ids).tolist():
             members = np.flatnonzero(ids == mask_id)
             mask = masks[mask_id]
-            matching = int(np.count_nonzero(mask[: snap.rows]))
+            matching = int(np.count_nonzero(mask))
             if matching <= max(probe.exact_rows, int(keep[members].max())):
-                self._exact_into(snap, queries, members, mask, k_max, scores_out, rows_out)
+                rows = np.sort(self.rows_at(np.flatnonzero(mask)))
+                self._exact_into(snap, queries, members, rows, k_max, scores_out, rows_out)
                 scanned[members] = matching
             else:
                 routed.append((mask_id, members, matching))
@@ -1048,19 +1085,18 @@ class Partitioning:
             centroid_scores = reduced[need] @ self.centroids.T
         line = 0
         for mask_id, members, matching in routed:
-            mask = masks[mask_id]
-            allowed = np.flatnonzero(mask[:covered])
+            # allowed positions come cell by cell: where each cell's run of them starts
+            allowed = np.flatnonzero(masks[mask_id][:stored])
+            runs = np.searchsorted(allowed, self.cell_starts)
             if centroid_scores is not None:
                 near = centroid_scores[line : line + len(members)]
             else:
                 near = reduced[members] @ self.centroids.T
             line += len(members)
             # the cells holding allowed rows, how many each, and who visits which
-            in_cells = self.cell_of_row[allowed]
-            held = in_cells[in_cells >= 0]
-            counts = np.bincount(held, minlength=self.cell_count)
-            present = np.flatnonzero(counts).astype(np.int64)
-            counts = counts[present]
+            per_cell = np.diff(runs)
+            present = np.flatnonzero(per_cell).astype(np.int64)
+            counts = per_cell[present]
             floor = np.maximum(probe.min_rows, keep[members])
             if len(present) < self.cell_count:
                 near = near[:, present]
@@ -1073,8 +1109,8 @@ class Partitioning:
             # in a cell some query visits and score each block of cells for the queries
             # visiting one of them
             group = len(members)
-            flat_cost = (FILTER_FIXED + len(held) * GATHER_PER_ROW) / group + rerank_cost
-            flat_cost += len(held) * self.reduced_dim * SCAN_PER_CODE_DIM
+            flat_cost = (FILTER_FIXED + len(allowed) * GATHER_PER_ROW) / group + rerank_cost
+            flat_cost += len(allowed) * self.reduced_dim * SCAN_PER_CODE_DIM
             cell_cost = (FILTER_FIXED + layout.rows * GATHER_PER_ROW) / group + rerank_cost
             cell_cost += layout.work / group * self.reduced_dim * SCAN_PER_CODE_DIM
             cell_cost += layout.blocks * CELL_BLOCK_FIXED / group
@@ -1088,15 +1124,13 @@ class Partitioning:
                 continue
             approximate.append((mask_id, members))
             if flat_cost <= probe.flat_preference * cell_cost:
-                positions = self.position_of_row[allowed]
-                positions = self._by_cell(positions[positions >= 0])  # near storage order
-                self._scan_into(scan_queries, members, positions, keep, best_scores, best_rows)
-                scanned[members] = len(positions)
+                self._scan_into(scan_queries, members, allowed, keep, best_scores, best_rows)
+                scanned[members] = len(allowed)
                 plans[members] = FLAT
                 continue
             # a query sees only the rows of the cells it visits itself, so its answer does not
             # depend on the other queries of its filter
-            positions = self._cell_positions(layout, mask, allowed, in_cells)
+            positions = self._cell_positions(layout, allowed, runs)
             self._scan_cells(scan_queries, members, layout, positions, keep, best_scores, best_rows)
             scanned[members] = layout.visible_rows
             plans[members] = CELLS
@@ -1117,9 +1151,9 @@ class Partitioning:
         reranked = _candidate_scores(snap, queries[members_all], candidates)
         scores_out[members_all], rows_out[members_all] = _merge(reranked, candidates, k_max)
 
-        if covered < snap.rows:  # rows written since the partitioning: scan them exactly
+        if snap.rows > covered:  # rows written since the partitioning: scan them exactly
             for mask_id, members in approximate:
-                fresh = covered + np.flatnonzero(masks[mask_id][covered : snap.rows])
+                fresh = covered + np.flatnonzero(masks[mask_id][stored:])
                 if len(fresh) == 0:
                     continue
                 fresh = fresh.astype(np.int64)
@@ -1205,41 +1239,17 @@ class Partitioning:
             visible_rows=np.rint(cell_visits @ sizes.astype(np.float64)).astype(np.int64),
         )
 
-    def _cell_positions(
-        self, layout: _CellLayout, mask: Mask, allowed: Rows, in_cells: NDArray[np.int32]
-    ) -> Rows:
-        """Return the storage positions of the allowed rows of the layout's cells, cell by cell
-        in its order: read from the cells or from the allowed rows (``in_cells``: the cell of
-        each, -1 for none), whichever are fewer."""
-        starts = self.cell_starts[layout.cells]
-        lengths = self.cell_starts[layout.cells + 1] - starts
-        if int(lengths.sum()) <= len(allowed):
-            ends = np.cumsum(lengths)
-            every = np.repeat(starts - (ends - lengths), lengths) + np.arange(int(ends[-1]))
-            found: Rows = every[mask[self.order[every]]]
-            return found
-        visited = np.zeros(self.cell_count + 1, np.bool_)  # the last one stands for "no cell"
-        visited[layout.cells] = True
-        inside = visited[in_cells]
-        positions = self.position_of_row[allowed[inside]]
-        # cells are stored in layout (locality) order, so ordering the rows by cell puts them
-        # in layout order
-        assert self.locality_ordered, "built and loaded partitionings are in locality order"
-        return self._by_cell(positions, in_cells[inside])
-
-    def _by_cell(self, positions: Rows, cells: NDArray[np.int32] | None = None) -> Rows:
-        """Return storage ``positions`` ordered by cell (``cells``: theirs, if known): a radix
-        sort of 16-bit cell numbers when they fit and the positions are few, else one pass over
-        a flag per position (then also by position within each cell)."""
-        if self.cell_count <= 1 << 16 and len(positions) <= RADIX_ROWS:
-            if cells is None:
-                cells = self.cell_of_position[positions]
-            by_cell: Rows = positions[np.argsort(cells.astype(np.uint16), kind="stable")]
-            return by_cell
-        flags = np.zeros(len(self.order), np.bool_)
-        flags[positions] = True
-        in_order: Rows = np.flatnonzero(flags)
-        return in_order
+    @staticmethod
+    def _cell_positions(layout: _CellLayout, allowed: Rows, runs: Rows) -> Rows:
+        """Return the allowed positions of the layout's cells, cell by cell in its order
+        (``allowed``: a filter's positions, ascending; ``runs[c]``: where cell ``c``'s
+        allowed positions start in it)."""
+        starts = runs[layout.cells]
+        lengths = runs[layout.cells + 1] - starts
+        ends = np.cumsum(lengths)
+        every = np.repeat(starts - (ends - lengths), lengths) + np.arange(int(ends[-1]))
+        found: Rows = allowed[every]
+        return found
 
     def _scan_cells(
         self,
@@ -1337,15 +1347,14 @@ class Partitioning:
         snap: _Snapshot,
         queries: Vectors,
         members: NDArray[np.int64],
-        mask: Mask,
+        rows: Rows,
         k: int,
         scores_out: Scores,
         rows_out: Rows,
     ) -> None:
-        """Answer ``members`` by an exact scan of every row ``mask`` allows (one shared product)."""
-        allowed = np.flatnonzero(mask).astype(np.int64)
+        """Answer ``members`` by an exact scan of ``rows`` (ascending; one shared product)."""
         scores_out[members], rows_out[members] = _top_k(
-            _exact_scores(snap, queries[members], allowed), allowed, k
+            _exact_scores(snap, queries[members], rows), rows, k
         )
 
     # --- persistence --------------------------------------------------------------------------------
@@ -2066,8 +2075,7 @@ class _MaskCache:
         self, reader: _Reader, snap: _Snapshot, key: str, tenant: str | None, filter: Filter | None
     ) -> tuple[Mask, int]:
         if snap.sequence != self.sequence or snap.rows != self.rows:
-            self.masks.clear()
-            self.atoms.clear()
+            self._reset()
             self.sequence, self.rows = snap.sequence, snap.rows
         found = self.masks.get(key)
         if found is not None:
@@ -2075,12 +2083,58 @@ class _MaskCache:
             return found
         if len(self.atoms) * max(snap.rows, 1) > self.budget:
             self.atoms.clear()
-        mask = reader.shared_mask(snap, tenant, filter, self.atoms)
+        mask = self._evaluate(reader, snap, tenant, filter)
         entry = (mask, int(np.count_nonzero(mask)))
         self.masks[key] = entry
         while len(self.masks) * max(snap.rows, 1) > self.budget and len(self.masks) > 1:
             self.masks.popitem(last=False)
         return entry
+
+    def _reset(self) -> None:
+        self.masks.clear()
+        self.atoms.clear()
+
+    def _evaluate(
+        self, reader: _Reader, snap: _Snapshot, tenant: str | None, filter: Filter | None
+    ) -> Mask:
+        return reader.shared_mask(snap, tenant, filter, self.atoms)
+
+
+class _PositionMaskCache(_MaskCache):
+    """A :class:`_MaskCache` of masks over a partitioning's positions (see
+    :meth:`Partitioning.rows_at`): filters are evaluated on the attributes in storage order (the
+    rows written since, in row order), so no mask is reordered."""
+
+    def __init__(self, budget_bytes: int, part: Partitioning) -> None:
+        super().__init__(budget_bytes)
+        self.part = part
+        self.alive: Mask | None = None
+
+    def _reset(self) -> None:
+        super()._reset()
+        self.alive = None
+
+    def _evaluate(
+        self, reader: _Reader, snap: _Snapshot, tenant: str | None, filter: Filter | None
+    ) -> Mask:
+        part = self.part
+        stored, covered = len(part.order), part.covered_rows
+        if self.alive is None:
+            self.alive = part.position_mask(snap.alive)
+        mask = self.alive.copy()
+        if tenant is not None:
+            key = f"tenant:{tenant}"
+            if key not in self.atoms:
+                self.atoms[key] = part.position_mask(reader.tenant_mask(snap, tenant))
+            mask &= self.atoms[key]
+        if filter is not None:
+            table = reader.collection.attributes
+            in_order = part.attributes_in_order(table)
+            mask[:stored] &= _evaluate_shared(filter, in_order, stored, self.atoms, 0)
+            if snap.rows > covered:
+                fresh = np.arange(covered, snap.rows, dtype=np.int64)
+                mask[stored:] &= flt.evaluate(filter, table, fresh)
+        return mask
 
 
 def _validate(collection: Collection, queries: Sequence[BatchQuery]) -> Vectors:
@@ -2136,7 +2190,11 @@ def run_batch(
     if partitioning is not None:
         partitioning.check_fits(collection)
     reader = _Reader(collection)
-    cache = _MaskCache(settings.mask_cache_bytes)
+    # with a partitioning, masks over its positions (its plans) and over rows (filters left to
+    # the collection's own plan) share the budget
+    budget = settings.mask_cache_bytes if partitioning is None else settings.mask_cache_bytes // 2
+    cache = _MaskCache(budget)
+    positions = None if partitioning is None else _PositionMaskCache(budget, partitioning)
     keys = [workload_key(q.tenant, q.filter) for q in queries]
     for chunk in plan_chunks(keys, settings.chunk_size, keep_order=settings.keep_order):
         members = [queries[i] for i in chunk]
@@ -2147,8 +2205,9 @@ def run_batch(
                     reader, cache, snap, members, matrix[chunk], chunk_keys
                 )
         else:
+            assert positions is not None
             results = _chunk_through_partitioning(
-                reader, cache, partitioning, settings, members, matrix[chunk], chunk_keys
+                reader, cache, positions, partitioning, settings, members, matrix[chunk], chunk_keys
             )
         yield from results
 
@@ -2209,6 +2268,7 @@ def _chunk_through_planner(
 def _chunk_through_partitioning(
     reader: _Reader,
     cache: _MaskCache,
+    positions: _PositionMaskCache,
     part: Partitioning,
     settings: BatchSettings,
     queries: Sequence[BatchQuery],
@@ -2236,7 +2296,7 @@ def _chunk_through_partitioning(
         counts: list[int] = []
         for key, query in zip(keys, queries, strict=True):
             if key not in slots:
-                mask, matching = cache.get(reader, snap, key, query.tenant, query.filter)
+                mask, matching = positions.get(reader, snap, key, query.tenant, query.filter)
                 slots[key] = len(masks)
                 masks.append(mask)
                 counts.append(matching)

@@ -667,6 +667,40 @@ def test_shared_predicate_masks_equal_the_collections_own(cosine_docs: Collectio
             reader.shared_mask(snap, None, flt.And(()), atoms)
 
 
+def test_position_masks_equal_the_collections_own_in_storage_order(fresh_docs: Collection) -> None:
+    from vecdb.engine.batch import _PositionMaskCache, _Reader
+
+    queries = make_queries(fresh_docs, 30)
+    partitioning = build(fresh_docs, queries)
+    # rows written and deleted since the build: positions past the stored ones, dead rows out
+    fresh_docs.upsert(
+        [f"new{i}" for i in range(4)],
+        np.ones((4, 24), np.float32),
+        [{"color": "red", "year": 2005, "tags": ["t1"]}] * 4,
+        [["acme"]] * 4,
+    )
+    fresh_docs.delete([f"p{i}" for i in range(0, 300, 7)])
+    reader = _Reader(fresh_docs)
+    cache = _PositionMaskCache(1 << 30, partitioning)
+    with reader.snapshot() as snap:
+        positions = np.arange(len(partitioning.order) + snap.rows - partitioning.covered_rows)
+        rows = partitioning.rows_at(positions)
+        expected_rows = np.concatenate(
+            [partitioning.order, np.arange(partitioning.covered_rows, snap.rows)]
+        )
+        np.testing.assert_array_equal(rows, expected_rows)
+        for _ in range(2):  # the second round is served from the cache
+            for tenant in (None, *TENANTS):
+                for filter in FILTERS:
+                    key = workload_key(tenant, filter)
+                    mask, matching = cache.get(reader, snap, key, tenant, filter)
+                    expected = fresh_docs.candidate_mask(tenant, filter)
+                    if expected is None:
+                        expected = snap.alive
+                    np.testing.assert_array_equal(mask, expected[rows])
+                    assert matching == int(np.count_nonzero(expected))
+
+
 @pytest.mark.parametrize("chunk_size", [1, 3, 7, 1024])
 def test_planned_chunks_keep_equal_filters_together(chunk_size: int) -> None:
     rng = np.random.default_rng(chunk_size)

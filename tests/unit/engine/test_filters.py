@@ -210,6 +210,52 @@ def test_filtered_search_returns_the_matching_points(
     assert matching(shared, flt.from_json(data)) == expected
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"field": "year", "eq": 2020},
+        {"field": "score", "gte": 0.5},
+        {"field": "lang", "in": ["de", "fr", "zz"]},
+        {"field": "open", "eq": True},
+        {"field": "tags", "contains": "bio"},
+        {"field": "tags", "in": ["chem", "physics"]},
+        {"not": {"field": "score", "gte": -100}},
+        {"and": [{"field": "lang", "eq": "en"}, {"field": "tags", "contains": "bio"}]},
+        {"or": [{"field": "lang", "eq": "fr"}, {"field": "score", "lt": 0}]},
+    ],
+)
+def test_a_permuted_table_evaluates_to_the_permuted_mask(
+    shared: Collection, data: dict[str, object]
+) -> None:
+    node = flt.from_json(data)
+    table = shared.attributes
+    order = np.array([3, 0, 4, 2], dtype=np.int64)  # some rows, in another order
+    permuted = table.permuted(order)
+    expected = flt.evaluate(node, table, 5)[order]
+    np.testing.assert_array_equal(flt.evaluate(node, permuted, len(order)), expected)
+    # and over given positions, as over given rows
+    np.testing.assert_array_equal(
+        flt.evaluate(node, permuted, np.array([1, 3], dtype=np.int64)), expected[[1, 3]]
+    )
+
+
+def test_a_permuted_table_reads_its_source_rows_and_takes_no_writes(
+    collection: Collection,
+) -> None:
+    permuted = collection.attributes.permuted(np.array([1, 0], dtype=np.int64))
+    assert permuted.columns["tags"].get(0) == ["bio"] and permuted.columns["lang"].get(1) == "en"
+    assert permuted.nbytes() > 0
+    with pytest.raises(TypeError, match="read-only"):
+        permuted.columns["tags"].set(np.array([0]), [["x"]])
+    with pytest.raises(InvalidFilter, match="unknown attribute 'colour'"):
+        flt.evaluate(flt.Equals("colour", "red"), permuted, 2)
+    # a copy is not kept up to date: its users mask out rows deleted since (as dead rows)
+    bio = flt.Contains("tags", "bio")
+    assert flt.evaluate(bio, permuted, 2).tolist() == [True, True]
+    collection.delete(["p0"])
+    assert flt.evaluate(bio, permuted, 2).tolist() == [True, True]
+
+
 def test_replacing_a_point_replaces_its_attribute_values(collection: Collection) -> None:
     collection.upsert(["p0"], [[1.0, 1.0, 1.0]], [{"lang": "de"}])
     assert matching(collection, flt.Contains("tags", "chem")) == set()
