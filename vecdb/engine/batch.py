@@ -550,11 +550,9 @@ class Partitioning:
     # cells stored in the locality order of their centroids (so storage order is scan order)
     locality_ordered: bool = False
     cell_of_row: NDArray[np.int32] = field(init=False, repr=False)
-    position_of_row: NDArray[np.int64] = field(init=False, repr=False)
-    cell_of_position: NDArray[np.int32] = field(init=False, repr=False)
     cell_rank: NDArray[np.int64] = field(init=False, repr=False)
     code_rows: NDArray[np.void] = field(init=False, repr=False)
-    # the collection's attributes in storage order (built on first need, see position_masks)
+    # the collection's attributes in storage order (built on first need, see attributes_in_order)
     _attributes: tuple[AttributeTable, AttributeTable] | None = field(
         init=False, repr=False, default=None
     )
@@ -568,9 +566,6 @@ class Partitioning:
         self.cell_of_row = np.full(self.covered_rows, -1, np.int32)
         sizes = np.diff(self.cell_starts)
         self.cell_of_row[self.order] = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
-        self.position_of_row = np.full(self.covered_rows, -1, np.int64)
-        self.position_of_row[self.order] = np.arange(len(self.order))
-        self.cell_of_position = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
         if self.locality_ordered:
             self.cell_rank = np.arange(len(sizes), dtype=np.int64)
         else:
@@ -628,8 +623,6 @@ class Partitioning:
             self.centroids,
             self.centroid_bias,
             self.cell_of_row,
-            self.position_of_row,
-            self.cell_of_position,
         )
         total = sum(int(a.nbytes) for a in arrays)
         for extra in (self.code_scale, self.code_offset):
@@ -1036,10 +1029,10 @@ class Partitioning:
         (:data:`EXACT`, :data:`FLAT` or :data:`CELLS`) of each query.
 
         ``masks[mask_ids[i]]`` is query ``i``'s mask over positions (see :meth:`rows_at`;
-        default: one mask each). Per
-        distinct mask the plan is the cheapest of: an exact scan of its rows (only when they are
-        few), a flat scan of the reduced codes of all its rows, or a scan of its rows in the cells
-        the probe rule visits; the last two keep the best candidates and rerank them exactly.
+        default: one mask each). Per distinct mask the plan is the cheapest of: an exact scan of
+        its rows (only when they are few), a flat scan of the reduced codes of all its rows, or a
+        scan of its rows in the cells the probe rule visits; the last two keep the best
+        candidates and rerank them exactly.
         With ``index_cost`` (the collection's own plan per query, given the matching rows, k and
         the number of queries), filters it prices lower are left out (plan :data:`INDEX`) for
         the caller to answer through the collection.
