@@ -146,6 +146,18 @@ def _top_eigenvectors(matrix: NDArray[np.float64], count: int) -> NDArray[np.flo
     return np.ascontiguousarray(vectors[:, order].T)
 
 
+def _check_ood_arguments(
+    queries: NDArray[np.floating], reduced_dim: int, dim: int, method: str
+) -> None:
+    _check_reduced_dim(reduced_dim, dim)
+    if queries.ndim != 2 or queries.shape[1] != dim:
+        raise InvalidArgument(
+            f"training queries of shape {queries.shape} do not match the dimension {dim}"
+        )
+    if method not in OOD_METHODS:
+        raise InvalidArgument(f"unknown OOD method {method!r}; allowed: {', '.join(OOD_METHODS)}")
+
+
 def _check_reduced_dim(reduced_dim: int, dim: int) -> None:
     if not 1 <= reduced_dim <= dim:
         raise InvalidArgument(
@@ -307,28 +319,30 @@ def shrunk_moment(
     return blended
 
 
-def _solve(
-    kq: NDArray[np.float64],
-    kx: NDArray[np.float64],
-    reduced_dim: int,
-    method: OodMethod,
-    *,
-    iterations: int,
-    tolerance: float,
-    eigen_grid: int,
-    regularization: float,
-) -> tuple[NDArray[np.float64], NDArray[np.float64], str]:
-    """Return ``(A, B, label)`` minimising the OOD loss for ``Kq``, ``Kx`` with one solver."""
-    # These are small d x d factorisations: threaded BLAS only adds contention here.
-    with threadpool_limits(limits=1, user_api="blas"):
-        if method == "closed_form":
-            a, b = _fit_closed_form(kq, kx, reduced_dim, regularization)
-            return a, b, "closed_form"
-        basis, beta = _fit_eigen(kq, kx, reduced_dim, eigen_grid)
-        if method == "eigen":
-            return basis, basis, f"eigen(beta={beta:.2f})"
-        a, b = _fit_frank_wolfe(kq, kx, basis, iterations, tolerance)
-        return a, b, f"frank_wolfe(from beta={beta:.2f})"
+@dataclass(frozen=True)
+class _Solver:
+    """One OOD solver and its settings (see :func:`fit_ood`)."""
+
+    method: OodMethod
+    iterations: int
+    tolerance: float
+    eigen_grid: int
+    regularization: float
+
+    def solve(
+        self, kq: NDArray[np.float64], kx: NDArray[np.float64], reduced_dim: int
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], str]:
+        """Return ``(A, B, label)`` minimising the OOD loss for ``Kq``, ``Kx``."""
+        # These are small d x d factorisations: threaded BLAS only adds contention here.
+        with threadpool_limits(limits=1, user_api="blas"):
+            if self.method == "closed_form":
+                a, b = _fit_closed_form(kq, kx, reduced_dim, self.regularization)
+                return a, b, "closed_form"
+            basis, beta = _fit_eigen(kq, kx, reduced_dim, self.eigen_grid)
+            if self.method == "eigen":
+                return basis, basis, f"eigen(beta={beta:.2f})"
+            a, b = _fit_frank_wolfe(kq, kx, basis, self.iterations, self.tolerance)
+            return a, b, f"frank_wolfe(from beta={beta:.2f})"
 
 
 @dataclass(frozen=True)
@@ -366,13 +380,7 @@ def choose_shrinkage(
     distances); ``data_moment`` must be taken with the same offset.
     """
     dim = int(data_moment.shape[0])
-    _check_reduced_dim(reduced_dim, dim)
-    if queries.ndim != 2 or queries.shape[1] != dim:
-        raise InvalidArgument(
-            f"training queries of shape {queries.shape} do not match the dimension {dim}"
-        )
-    if method not in OOD_METHODS:
-        raise InvalidArgument(f"unknown OOD method {method!r}; allowed: {', '.join(OOD_METHODS)}")
+    _check_ood_arguments(queries, reduced_dim, dim, method)
     if not grid or any(not 0.0 <= weight <= 1.0 for weight in grid):
         raise InvalidArgument(f"shrinkage grid {grid} is not allowed: use values in [0, 1]")
     m = len(queries)
@@ -383,21 +391,14 @@ def choose_shrinkage(
     # each part's sum of outer products, so that a fold's complement costs one subtraction
     sums = [second_moment(queries[np.sort(part)], offset=offset) * len(part) for part in parts]
     total = np.sum(sums, axis=0)
+    solver = _Solver(method, iterations, tolerance, eigen_grid, regularization)
     losses = {weight: 0.0 for weight in grid}
     for part, part_sum in zip(parts, sums, strict=True):
         held_out = part_sum / len(part)
         fitted = (total - part_sum) / (m - len(part))
         for weight in grid:
-            a, b, _ = _solve(
-                shrunk_moment(fitted, data_moment, weight),
-                data_moment,
-                reduced_dim,
-                method,
-                iterations=iterations,
-                tolerance=tolerance,
-                eigen_grid=eigen_grid,
-                regularization=regularization,
-            )
+            shrunk = shrunk_moment(fitted, data_moment, weight)
+            a, b, _ = solver.solve(shrunk, data_moment, reduced_dim)
             losses[weight] += ood_loss(a, b, held_out, data_moment) / folds
     best = min(grid, key=lambda weight: (losses[weight], weight))
     return ShrinkageChoice(float(best), {float(w): float(v) for w, v in losses.items()}, folds)
@@ -429,28 +430,14 @@ def fit_ood(
     be fitted without another pass over the data.
     """
     dim = int(data.shape[1])
-    _check_reduced_dim(reduced_dim, dim)
-    if queries.ndim != 2 or queries.shape[1] != dim:
-        raise InvalidArgument(
-            f"training queries of shape {queries.shape} do not match the dimension {dim}"
-        )
-    if method not in OOD_METHODS:
-        raise InvalidArgument(f"unknown OOD method {method!r}; allowed: {', '.join(OOD_METHODS)}")
+    _check_ood_arguments(queries, reduced_dim, dim, method)
     offset = None
     if center:
         offset = mean_of(data) if mean is None else mean
     kx = second_moment(data, offset=offset) if data_moment is None else data_moment
     kq = second_moment(queries, offset=offset) if query_moment is None else query_moment
-    a, b, label = _solve(
-        shrunk_moment(kq, kx, shrinkage),
-        kx,
-        reduced_dim,
-        method,
-        iterations=iterations,
-        tolerance=tolerance,
-        eigen_grid=eigen_grid,
-        regularization=regularization,
-    )
+    solver = _Solver(method, iterations, tolerance, eigen_grid, regularization)
+    a, b, label = solver.solve(shrunk_moment(kq, kx, shrinkage), kx, reduced_dim)
     if shrinkage:
         noted = f"shrinkage={shrinkage:.2f}"
         label = f"{label[:-1]}, {noted})" if label.endswith(")") else f"{label}({noted})"
