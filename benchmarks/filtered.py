@@ -148,12 +148,15 @@ class Prepared:
 
 
 def index_code() -> str:
-    """Return a digest of the code that builds the index (the cached index is rebuilt when it
-    changes, so results always come from an index the current code built)."""
-    from vecdb.engine import ann, projection
+    """Return a digest of what builds the index: the modules ``Collection.build_index`` runs
+    (the index, its projection, the planner constants its filter calibration reads, the
+    collection) and the faiss version. The cached index is rebuilt when it changes."""
+    import faiss
 
-    digest = hashlib.sha256()
-    for module in (ann, projection):
+    from vecdb.engine import ann, collection, planner, projection
+
+    digest = hashlib.sha256(faiss.__version__.encode())
+    for module in (ann, projection, planner, collection):
         digest.update(Path(str(module.__file__)).read_bytes())
     return digest.hexdigest()[:12]
 
