@@ -1083,6 +1083,14 @@ class Collection:
                     k,
                 )
         rerank_factor = options.rerank_factor or index.config.rerank_factor or 1
+        if (
+            options.rerank_factor is None
+            and not everything
+            and plan.name != planner.INDEX_POSTFILTER
+            and index.config.structure == "ivf"
+        ):
+            # a filtered IVF search reranks as its calibration chose for the selectivity
+            rerank_factor = index.filter_rerank_factor(plan.selectivity)
         return scores, rows, math.ceil(k * rerank_factor) * queries.shape[0]
 
     def _postfilter(

@@ -324,12 +324,28 @@ def test_the_build_calibrates_the_filtered_search_and_keeps_its_recall(
     calibration = index.filter_calibration
     assert calibration is not None and calibration["passed"]
     assert set(calibration["exponents"]) == {"0.01", "0.1"}
+    # each selectivity keeps the rerank factor whose passing exponent was modelled cheapest
+    tuned = int(index.config.rerank_factor or 1)
+    factors = calibration["rerank_factors"]
+    assert set(factors) == set(calibration["exponents"])
+    for key, factor in factors.items():
+        assert factor in {tuned * multiple for multiple in ann.FILTER_CALIBRATION_RERANK}
+        modelled = calibration["modelled_seconds"][key]
+        assert modelled[f"rerank {factor}"] == min(modelled.values())
+        assert index.filter_rerank_factor(float(key)) == factor
     for share, power in index.filter_exponents:
         assert 0.0 < power <= 1.0
-        # the chosen exponent passed every synthetic filter of its selectivity
+        # the chosen exponent passed every synthetic filter of its selectivity, at its factor
+        factor = factors[f"{share:g}"]
+        label = "" if factor == tuned else f"rerank {factor} "
+        if f"{share:g}" in calibration["widened"]:
+            label += "widened " if calibration["widened"][f"{share:g}"] else "counted "
+        checked = 0
         for name, recalls in calibration["recall"].items():
-            if name.endswith(f" {share:g}") and f"{power:g}" in recalls:
-                assert recalls[f"{power:g}"] >= calibration["recall_goal"]
+            if name.endswith(f" {share:g}"):
+                assert recalls[f"{label}{power:g}"] >= calibration["recall_goal"]
+                checked += 1
+        assert checked == 3
         # below a cheaper grid exponent that missed, the exponent halfway to it was tried too
         grid = ann.FILTER_CALIBRATION_EXPONENTS
         tried = {
