@@ -48,7 +48,10 @@ nearest ``nprobe * selectivity ** (exponent - 1)`` lists are scanned with the fi
 selector, which covers as many matching rows when the matches spread evenly; a query whose
 scanned lists held fewer matches than it reranks falls back to the counted probing. The
 calibration measures broad filters on that scan, and where no exponent keeps it on target,
-broad filters take the counted probing instead (:attr:`AnnIndex.widen_min_share`).
+broad filters take the counted probing instead (:attr:`AnnIndex.widen_min_share`). It also
+chooses each selectivity's rerank factor (``FILTER_CALIBRATION_RERANK``): keeping more
+candidates from fewer lists can cost less when only the matching share of the scanned codes can
+become candidates (:meth:`AnnIndex.filter_rerank_factor`).
 On HNSW ``ef_search`` grows by ``selectivity ** -FILTER_COVERAGE_EXPONENT``.
 """
 
