@@ -64,7 +64,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import faiss
 import numpy as np
@@ -240,6 +240,17 @@ class OperatingPoint:
     rerank_factor: int
     recall: float
     seconds_per_query: float
+
+
+class _Bound(NamedTuple):
+    """One filter calibration point: the lowest recall bound over its filters, the modelled
+    seconds per query of their searches, and the exponent, rerank factor and plan measured."""
+
+    lowest: float
+    cost: float
+    exponent: float
+    rerank: int
+    widen: bool
 
 
 @dataclass
@@ -647,7 +658,7 @@ class AnnIndex:
         if not factors:
             return tuned
         points = tuple((float(share), math.log(float(f))) for share, f in factors.items())
-        return max(1, round(math.exp(planner.coverage_exponent(points, selectivity))))
+        return max(1, round(math.exp(planner.by_selectivity(points, selectivity))))
 
     # ---------------------------------------------------------------- search
 
@@ -717,11 +728,13 @@ class AnnIndex:
         if self.metric == "cosine":
             query_matrix = _normalise(query_matrix)
         if mask is not None and self.config.structure == "ivf":
+            if allowed_rows is not None:
+                if len(allowed_rows) and int(allowed_rows.max()) >= self.covered_rows:
+                    allowed_rows = allowed_rows[allowed_rows < self.covered_rows]
+                allowed_count = len(allowed_rows)
+            elif allowed_count is None:
+                allowed_count = int(np.count_nonzero(mask))
             if rerank_factor is None:
-                if allowed_rows is not None:
-                    allowed_count = int(np.count_nonzero(allowed_rows < self.covered_rows))
-                elif allowed_count is None:
-                    allowed_count = int(np.count_nonzero(mask))
                 factor = self.filter_rerank_factor(allowed_count / max(self.covered_rows, 1))
             return self._search_ivf_filtered(
                 query_matrix,
@@ -891,13 +904,12 @@ class AnnIndex:
         for a filter many rows pass, else the lists holding matches probed in centroid order
         until enough matching rows are covered; then an exact rerank.
 
-        ``exponent`` overrides the index's coverage exponent and ``widen`` whether a broad
-        filter gets the widened scan (calibration tries both); ``matching`` may give how many
-        rows ``mask`` allows and ``norms`` the rows' norms (see :meth:`search`).
+        ``rows`` (when given) are the mask's rows below ``covered_rows``. ``exponent`` overrides
+        the index's coverage exponent and ``widen`` whether a broad filter gets the widened scan
+        (calibration tries both); ``matching`` may give how many rows ``mask`` allows and
+        ``norms`` the rows' norms (see :meth:`search`).
         """
         if rows is not None:
-            if len(rows) and int(rows.max()) >= self.covered_rows:
-                rows = rows[rows < self.covered_rows]
             matching = len(rows)
         elif matching is None:
             matching = int(np.count_nonzero(mask))
@@ -1236,96 +1248,85 @@ class AnnIndex:
         rerank_factors: dict[str, int] = {}
         costs: dict[str, dict[str, float]] = {}
         passed = True
-        # per selectivity and rerank factor: the largest (cheapest) exponent every filter of it
-        # passes with, on the widened scan for a broad selectivity unless no exponent keeps it on
-        # target there; per selectivity, the rerank factor whose passing exponent costs least
         widened: dict[str, bool] = {}
+
+        def bound(names: list[str], power: float, rerank: int, widen: bool, label: str) -> _Bound:
+            """Return the lowest recall bound over the filters ``names`` (stops at a miss) and
+            the mean modelled seconds per query of their searches."""
+            lowest = math.inf
+            seconds: list[float] = []
+            for name in names:
+                mask, want = masks[name], truth[name]
+                stats: dict[str, float] = {}
+                _, found = self._search_ivf_filtered(
+                    queries,
+                    k,
+                    vectors,
+                    mask,
+                    np.flatnonzero(mask).astype(np.int64),
+                    nprobe,
+                    rerank,
+                    stats,
+                    exponent=power,
+                    widen=widen,
+                )
+                seconds.append(self._filtered_cost(stats, k * rerank))
+                hits = (found[:, :, None] == want[:, None, :]) & (want[:, None, :] >= 0)
+                per_query = hits.any(axis=1).sum(axis=1) / np.maximum(1, (want >= 0).sum(axis=1))
+                recall = float(per_query.mean())
+                error = float(per_query.std() / math.sqrt(m))
+                tried.setdefault(name, {})[f"{label}{power:g}"] = recall
+                lowest = min(lowest, recall - TUNE_MARGIN_ERRORS * error)
+                if lowest < goal:
+                    break  # this exponent fails: no need to measure the other filters
+            return _Bound(lowest, float(np.mean(seconds)), power, rerank, widen)
+
+        def largest_passing(names: list[str], rerank: int, widen: bool, label: str) -> list[_Bound]:
+            """Return the bounds measured down the exponent grid until one passes (the last,
+            or the exponent halfway to the cheaper one that missed when that passes too)."""
+            measured: list[_Bound] = []
+            for power in FILTER_CALIBRATION_EXPONENTS:
+                measured.append(bound(names, power, rerank, widen, label))
+                if measured[-1].lowest >= goal:
+                    if len(measured) > 1:
+                        # one bisection step between the grid's two: halfway may pass too
+                        halfway = round((power + measured[-2].exponent) / 2.0, 6)
+                        between = bound(names, halfway, rerank, widen, label)
+                        if between.lowest >= goal:
+                            measured.append(between)
+                    break
+            return measured
+
+        # per selectivity: for each rerank factor the largest (cheapest) exponent every filter of
+        # it passes with, on the widened scan for a broad selectivity unless no exponent keeps it
+        # on target there; then the factor whose passing exponent costs least
         for share in sorted(set(shares.values())):
             names = [name for name, value in shares.items() if value == share]
-            # (cost, factor, exponent, widened) of the cheapest passing point so far, and the
-            # (lowest bound, factor, exponent, widened) that came closest when none passed
-            cheapest: tuple[float, int, float, bool] | None = None
-            closest: tuple[float, int, float, bool] | None = None
+            plans = (True, False) if share >= FILTER_WIDEN_MIN_SHARE else (False,)
+            measured: list[_Bound] = []
+            passing: list[_Bound] = []
             for multiplier in FILTER_CALIBRATION_RERANK:
                 rerank = factor * multiplier
                 if share * rows < 4 * k * rerank:
                     continue
-                plans = (True, False) if share >= FILTER_WIDEN_MIN_SHARE else (False,)
                 for widen in plans:
                     label = "widened " if widen else ("counted " if len(plans) > 1 else "")
                     if multiplier != 1:
                         label = f"rerank {rerank} {label}"
-
-                    def bound(
-                        power: float,
-                        widen: bool = widen,
-                        label: str = label,
-                        names: list[str] = names,
-                        rerank: int = rerank,
-                    ) -> tuple[float, float]:
-                        """Return the lowest recall bound over the filters (stops at a miss)
-                        and the mean modelled seconds per query of their searches."""
-                        lowest = math.inf
-                        seconds: list[float] = []
-                        for name in names:
-                            mask, want = masks[name], truth[name]
-                            allowed = np.flatnonzero(mask).astype(np.int64)
-                            stats: dict[str, float] = {}
-                            _, found = self._search_ivf_filtered(
-                                queries,
-                                k,
-                                vectors,
-                                mask,
-                                allowed,
-                                nprobe,
-                                rerank,
-                                stats,
-                                exponent=power,
-                                widen=widen,
-                            )
-                            seconds.append(self._filtered_cost(stats, k * rerank))
-                            hits = (found[:, :, None] == want[:, None, :]) & (want[:, None, :] >= 0)
-                            per_query = hits.any(axis=1).sum(axis=1) / np.maximum(
-                                1, (want >= 0).sum(axis=1)
-                            )
-                            recall = float(per_query.mean())
-                            error = float(per_query.std() / math.sqrt(m))
-                            tried.setdefault(name, {})[f"{label}{power:g}"] = recall
-                            lowest = min(lowest, recall - TUNE_MARGIN_ERRORS * error)
-                            if lowest < goal:
-                                break  # this exponent fails: no need to measure the others
-                        return lowest, float(np.mean(seconds))
-
-                    chosen: tuple[float, float] | None = None  # (exponent, cost)
-                    missed: float | None = None  # the last (cheaper) exponent that missed
-                    for power in FILTER_CALIBRATION_EXPONENTS:
-                        lowest, cost = bound(power)
-                        if closest is None or lowest > closest[0]:
-                            closest = (lowest, rerank, power, widen)
-                        if lowest >= goal:
-                            chosen = (power, cost)
-                            if missed is not None:
-                                # one bisection step between the grid's two: halfway may pass
-                                halfway = round((power + missed) / 2.0, 6)
-                                lowest, cost = bound(halfway)
-                                if lowest >= goal:
-                                    chosen = (halfway, cost)
-                            break
-                        missed = power
-                    if chosen is not None:
-                        costs.setdefault(f"{share:g}", {})[f"rerank {rerank}"] = chosen[1]
-                        if cheapest is None or chosen[1] < cheapest[0]:
-                            cheapest = (chosen[1], rerank, chosen[0], widen)
-                        break  # the widened scan passed: counted probing is not needed
+                    measured += largest_passing(names, rerank, widen, label)
+                    if measured[-1].lowest >= goal:
+                        passing.append(measured[-1])
+                        costs.setdefault(f"{share:g}", {})[f"rerank {rerank}"] = measured[-1].cost
+                        break  # on target: the next plan is not needed
             key = f"{share:g}"
-            if cheapest is not None:
-                _, rerank_factors[key], exponents[key], widen = cheapest
+            if passing:
+                chosen = min(passing, key=lambda point: point.cost)
             else:
-                assert closest is not None
-                _, rerank_factors[key], exponents[key], widen = closest
+                chosen = max(measured, key=lambda point: point.lowest)
                 passed = False  # none passed: the one that came closest
+            exponents[key], rerank_factors[key] = chosen.exponent, chosen.rerank
             if share >= FILTER_WIDEN_MIN_SHARE:
-                widened[key] = widen
+                widened[key] = chosen.widen
         self.filter_calibration = {
             "version": FILTER_CALIBRATION_VERSION,
             "exponents": exponents,

@@ -133,9 +133,15 @@ class Plan:
 
 def coverage_exponent(points: tuple[tuple[float, float], ...], selectivity: float) -> float:
     """Return the coverage exponent at ``selectivity`` from calibrated (selectivity, exponent)
-    points: linear in log selectivity between them, the nearest one's outside their range."""
+    points (see :func:`by_selectivity`), the default without any."""
     if not points:
         return FILTER_COVERAGE_EXPONENT
+    return by_selectivity(points, selectivity)
+
+
+def by_selectivity(points: tuple[tuple[float, float], ...], selectivity: float) -> float:
+    """Return the value at ``selectivity`` of calibrated (selectivity, value) points (at least
+    one): linear in log selectivity between them, the nearest one's outside their range."""
     ordered = sorted(points)
     if len(ordered) == 1 or selectivity <= ordered[0][0]:
         return float(ordered[0][1])
