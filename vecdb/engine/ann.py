@@ -28,8 +28,11 @@ point passes when its recall minus two standard errors reaches the target:
   above that a graph build alone costs more than the whole IVF path, and on the 200k generated
   set it lost to IVF; a caller may still ask for ``structure="hnsw"``);
 - ``ef_search`` / ``nprobe`` and ``rerank_factor``: for each candidate the sweep takes, per
-  ``ef_search`` / ``nprobe``, the smallest rerank factor reaching the target, times that
-  operating point with the real search path, and keeps the fastest.
+  ``ef_search`` / ``nprobe``, the smallest rerank factor reaching the target, prices that
+  operating point for one query per call from the codes it scores (the rows of its lists, or
+  the graph's distance computations) and the candidates it reranks, with the planner's measured
+  constants, and keeps the cheapest: a count rather than a timing, so two builds of the same
+  data choose the same point however busy the machine.
 
 Rows are the positions ``0 .. covered_rows - 1`` of the collection's matrix; faiss ids are row
 numbers. ``allowed`` masks go down to faiss as an ``IDSelectorBitmap`` so filtered rows are skipped
@@ -114,7 +117,6 @@ BLOCK_ROWS = 65_536
 RANK_BLOCK_QUERIES = 2048
 # Bytes of gathered full-precision candidates per rerank block.
 RERANK_BLOCK_BYTES = 32 << 20
-TIMING_REPEATS = 2
 # A filtered IVF search covers (unfiltered coverage) * selectivity ** FILTER_COVERAGE_EXPONENT
 # matching rows (the exponent lives in the planner, which prices the same search). With matches
 # spread evenly an exponent of 1 keeps nprobe as tuned, but the k nearest of a fraction s of the
@@ -232,7 +234,8 @@ class AnnConfig:
 
 @dataclass(frozen=True)
 class OperatingPoint:
-    """One measured setting of the sweep: recall@10 after rerank and seconds per query (batch)."""
+    """One measured setting of the sweep: recall@10 after rerank and modelled seconds per query
+    (one query per call, see ``_Builder._cost``)."""
 
     index_factory: str
     reduced_dim: int
@@ -1835,7 +1838,10 @@ class _Builder:
             if kind == "hnsw":
                 width = min(width, max(knob, self.k + extra))
             usable = tuple(f for f in factors if self.k * f + extra <= width) or (factors[0],)
+            if kind == "hnsw":
+                _hnsw_stats().reset()
             candidates = index._candidates(reduced_queries, width, knob, None)
+            codes = self._codes_per_query(index, reduced_queries, knob)
             recalls = self._evaluate(tune, candidates, usable)
             errors = self.last_standard_error
             passing = [
@@ -1850,7 +1856,7 @@ class _Builder:
                 )
             if passing:
                 factor = passing[0]
-                seconds = self._time(index, tune, knob, factor)
+                seconds = self._cost(structure, projection.reduced_dim, codes, factor)
                 report.points[-len(usable) + usable.index(factor)] = OperatingPoint(
                     factory, projection.reduced_dim, knob, factor, recalls[factor], seconds
                 )
@@ -1869,14 +1875,37 @@ class _Builder:
             return (math.inf, fallback[1], fallback[2], fallback[3])
         return best if best is not None else fallback
 
-    def _time(self, index: AnnIndex, tune: _TuneSet, knob: int, factor: int) -> float:
-        vectors = self.vectors
-        best = math.inf
-        for _ in range(TIMING_REPEATS):
-            started = time.perf_counter()
-            index._search(tune.queries, self.k, vectors, None, knob, factor)
-            best = min(best, time.perf_counter() - started)
-        return best / len(tune.queries)
+    @staticmethod
+    def _codes_per_query(index: AnnIndex, reduced_queries: NDArray[np.float32], knob: int) -> float:
+        """Return the codes a query scores at ``knob``, on average over ``reduced_queries``: the
+        rows of its ``knob`` nearest lists on an IVF; on HNSW the distances the search that
+        just ran computed (faiss's ``hnsw_stats``, reset before it)."""
+        if index.config.structure == "hnsw":
+            return float(_hnsw_stats().ndis) / max(1, len(reduced_queries))
+        sizes = index._ivf_lists()[2]
+        total = 0
+        for lo, hi in _blocks(len(reduced_queries), RANK_BLOCK_QUERIES):  # bounds the distances
+            total += int(sizes[index._nearest_lists(reduced_queries[lo:hi], knob)[0]].sum())
+        return total / max(1, len(reduced_queries))
+
+    def _cost(self, structure: Any, reduced_dim: int, codes: float, factor: int) -> float:
+        """Return the modelled seconds of one query per call at an operating point that scores
+        ``codes`` codes and reranks ``k * factor`` candidates, with the planner's constants: a
+        count, so two builds of the same data choose the same point however busy the machine
+        (timing a whole batch of queries favoured wider scans, which batch well, over reranks,
+        which a single query pays for as much)."""
+        index: Any = faiss.downcast_index(structure)
+        if isinstance(index, faiss.IndexHNSW):
+            per_code = planner.SCALAR_CODE_PER_CODE_DIM * reduced_dim
+        else:
+            ivf: Any = faiss.downcast_index(faiss.extract_index_ivf(index))
+            if isinstance(ivf, faiss.IndexIVFPQFastScan):
+                # a fast-scan code costs per sub-quantizer (d' of them at one dim each)
+                per_code = planner.FAST_SCAN_PER_CODE_DIM * int(ivf.pq.M)
+            else:
+                per_code = planner.SCALAR_CODE_PER_CODE_DIM * reduced_dim
+        rerank = self.k * factor * self.dim * planner.EXACT_PER_ROW_DIM
+        return planner.INDEX_FIXED + codes * per_code + rerank
 
     def run(self) -> AnnIndex:
         self._report("ground_truth", 0.0)
@@ -1978,6 +2007,12 @@ class _Builder:
             )
         self._report("done", 1.0)
         return index
+
+
+def _hnsw_stats() -> Any:
+    """Return faiss's global HNSW search counters (distances computed, hops)."""
+    swig_globals: Any = faiss.cvar
+    return swig_globals.hnsw_stats
 
 
 def _code_bits(structure: Any) -> int:

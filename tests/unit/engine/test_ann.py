@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -354,3 +355,26 @@ def test_scifact_ood_index_reaches_the_target_on_unseen_test_queries() -> None:
     _, rows = index.search(test, K, vectors=docs)
     assert index.config.projection == "ood"
     assert _recall(rows, truth) >= 0.93
+
+
+def test_the_build_keeps_the_cheapest_passing_point_and_chooses_the_same_twice(
+    built: tuple[Metric, AnnIndex],
+) -> None:
+    metric, index = built
+    report = index.report
+    assert report is not None
+    priced = [p for p in report.points if not math.isnan(p.seconds_per_query)]
+    assert priced, "every passing point is priced"
+    chosen = min(priced, key=lambda p: p.seconds_per_query)
+    assert (chosen.index_factory, chosen.knob, chosen.rerank_factor) == (
+        index.config.index_factory,
+        index.config.nprobe or index.config.ef_search,
+        index.config.rerank_factor,
+    )
+    # priced from counts, not timings: a second build of the same data chooses the same point
+    again = AnnIndex.build(DATA, metric=metric, recall_target=0.95, seed=0)
+    assert again.config == index.config
+    assert again.report is not None
+    assert [
+        p.seconds_per_query for p in again.report.points if not math.isnan(p.seconds_per_query)
+    ] == [p.seconds_per_query for p in priced]
