@@ -1896,7 +1896,7 @@ class _Builder:
         which a single query pays for as much)."""
         index: Any = faiss.downcast_index(structure)
         if isinstance(index, faiss.IndexHNSW):
-            per_code = planner.SCALAR_CODE_PER_CODE_DIM * reduced_dim
+            per_code = planner.HNSW_PER_DISTANCE
         else:
             ivf: Any = faiss.downcast_index(faiss.extract_index_ivf(index))
             if isinstance(ivf, faiss.IndexIVFPQFastScan):
