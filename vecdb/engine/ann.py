@@ -1892,8 +1892,9 @@ class _Builder:
         """Return the modelled seconds of one query per call at an operating point that scores
         ``codes`` codes and reranks ``k * factor`` candidates, with the planner's constants: a
         count, so two builds of the same data choose the same point however busy the machine
-        (timing a whole batch of queries favoured wider scans, which batch well, over reranks,
-        which a single query pays for as much)."""
+        (timing a whole batch of queries, as the build did, also priced the scans as a batch
+        runs them, several times cheaper per query in faiss's fast-scan than one query per
+        call, and two builds of the same data could choose different points)."""
         index: Any = faiss.downcast_index(structure)
         if isinstance(index, faiss.IndexHNSW):
             per_code = planner.HNSW_PER_DISTANCE
