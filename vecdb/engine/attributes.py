@@ -142,6 +142,9 @@ class NumericColumn(Column):
         self.present: Mask = np.zeros(0, dtype=np.bool_)
         # (rows by value, their values, rows covered) or None until needed
         self._sorted: tuple[Rows, NDArray[np.generic], int] | None = None
+        # whether a row the sorted index covers has lost its value since it was built (its
+        # slices then need the presence check)
+        self._cleared_since_sort = False
 
     def grow(self, capacity: int) -> None:
         self.values = _grown(self.values, capacity, 0)
@@ -150,6 +153,8 @@ class NumericColumn(Column):
     def set(self, rows: Rows, values: Sequence[object | None]) -> None:
         has = np.fromiter((v is not None for v in values), dtype=np.bool_, count=len(values))
         self.present[rows] = has
+        if self._sorted is not None and not has.all():
+            self._cleared_since_sort |= bool((rows[~has] < self._sorted[2]).any())
         if has.any():
             picked = [v for v in values if v is not None]
             self.values[rows[has]] = np.asarray(picked, dtype=self.values.dtype)
@@ -320,7 +325,12 @@ class NumericColumn(Column):
         if ordered:
             runs = int(np.count_nonzero(rows[1:] < rows[:-1])) + 1
             rows = np.sort(rows, kind="stable" if runs * RUNS_PER_MERGE_SORT <= len(rows) else None)
-        rows = rows[(rows < n) & self.present[rows]]
+        # the index holds the rows present when it was built: only rows cleared since (or
+        # beyond a smaller n) need dropping, which saves a gather per query
+        if n < covered:
+            rows = rows[rows < n]
+        if self._cleared_since_sort:
+            rows = rows[self.present[rows]]
         covered = min(covered, n)
         if covered < n:  # rows appended since the index was built
             tail = self.range(n, gt=gt, gte=gte, lt=lt, lte=lte)[covered:]
@@ -335,6 +345,7 @@ class NumericColumn(Column):
             by_value = np.argsort(values, kind="stable")
             current = (present[by_value], values[by_value], n)
             self._sorted = current
+            self._cleared_since_sort = False
         return current
 
     def sorted_share_limit(self, n: int) -> int:

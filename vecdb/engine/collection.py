@@ -656,7 +656,9 @@ class Collection:
             if selected is None:
                 return None
             rows = selected
-        return rows[alive[rows]]
+        if self._live < n:  # tombstones among the rows (else every row is alive)
+            rows = rows[alive[rows]]
+        return rows
 
     def index_shape(self) -> planner.IndexShape | None:
         """Return what the planner's cost model needs to know about the index (None: none)."""

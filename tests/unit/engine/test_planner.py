@@ -530,6 +530,10 @@ def test_selected_rows_equal_the_evaluated_mask(node: flt.Filter) -> None:
     loose = flt.select(node, table, 2600, limit=2600, ordered=False)
     assert loose is not None
     np.testing.assert_array_equal(np.sort(loose), want)
+    # fewer rows than the index covers: only those rows
+    fewer = flt.select(node, table, 1500, limit=2600)
+    assert fewer is not None
+    np.testing.assert_array_equal(fewer, np.flatnonzero(flt.evaluate(node, table, 1500)))
 
 
 def test_select_declines_broad_or_unindexed_filters() -> None:
