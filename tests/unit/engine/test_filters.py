@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vecdb.engine import Collection, Database
+from vecdb.engine import Collection, Database, attributes
 from vecdb.engine import filters as flt
 from vecdb.engine.attributes import AttributeTable
 from vecdb.engine.errors import InvalidArgument, InvalidFilter
@@ -378,6 +378,63 @@ def test_in_on_an_int_attribute_compares_large_values_exactly(tmp_path: Path) ->
     # Equals is exact; In must agree with it
     assert matching(docs, flt.Equals("n", 2**53 + 1)) == set()
     assert matching(docs, flt.In("n", (2**53 + 1,))) == set()
+
+
+@pytest.mark.parametrize("low, high", [(-100, 100), (0, 10_000), (-(10**6), 10**6), (0, 2**40)])
+def test_int_passes_over_a_narrowed_copy_match_int64_comparisons(low: int, high: int) -> None:
+    # past NARROW_MIN_ROWS an int column compares a copy in the narrowest type holding its
+    # values; every bound, in or beyond that type's range, must match the int64 answer, through
+    # writes to covered rows, appended rows and cleared rows
+    rng = np.random.default_rng(low & 0xFFFF)
+    n = attributes.NARROW_MIN_ROWS + 5_000
+    table = AttributeTable({"level": AttributeType.INT})
+    table.grow(n + 3_000)
+    values = rng.integers(low, high, n, endpoint=True)
+    table.set_rows(np.arange(n), [{"level": int(v)} for v in values])
+    present = np.ones(n + 3_000, np.bool_)
+    present[n:] = False
+    absent = rng.choice(n, 50, replace=False)
+    table.clear_rows(absent)
+    present[absent] = False
+    reference = np.zeros(n + 3_000, np.int64)
+    reference[:n] = values
+    middle = (low + high) // 2
+    bounds = [low - 1, low, middle, middle + 0.5, high, high + 1, 2**62, -(2**62), 1e300, -1e300]
+    checks = 0
+
+    def check(rows: int) -> None:
+        nonlocal checks
+        stored, has = reference[:rows], present[:rows]
+        for bound in bounds:
+            for node, want in (
+                (flt.Range("level", lt=float(bound)), stored < bound),
+                (flt.Range("level", gte=float(bound)), stored >= bound),
+                (
+                    flt.Range("level", gt=float(bound), lte=float(high)),
+                    (stored > bound) & (stored <= high),
+                ),
+                (flt.Equals("level", bound), stored == bound),
+            ):
+                got = flt.evaluate(node, table, rows)
+                np.testing.assert_array_equal(got, want & has, err_msg=f"{node} over {rows} rows")
+                checks += 1
+
+    check(n)
+    # rows appended past the copy (compared as a tail), then a write to a covered row and a
+    # cleared row (each drops the copy)
+    more = np.arange(n, n + 3_000)
+    extra = rng.integers(low, high, 3_000, endpoint=True)
+    table.set_rows(more, [{"level": int(v)} for v in extra])
+    reference[more], present[more] = extra, True
+    check(n + 3_000)
+    table.set_rows(np.array([7]), [{"level": high}])
+    reference[7], present[7] = high, True
+    check(n + 3_000)
+    table.clear_rows(np.array([11]))
+    present[11] = False
+    check(n + 3_000)
+    check(n - 1_000)  # fewer rows than the copy covers
+    assert checks == 4 * len(bounds) * 5
 
 
 def test_filter_numbers_too_large_for_a_float_are_invalid_filters(shared: Collection) -> None:
