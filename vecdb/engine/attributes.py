@@ -157,8 +157,8 @@ class NumericColumn(Column):
         # slices then need the presence check)
         self._cleared_since_sort = False
         # (the first rows' values in a narrower int type, or None when they need int64; rows
-        # covered) or None until needed
-        self._narrow: tuple[NDArray[Any] | None, int] | None = None
+        # covered; whether every covered row has a value) or None until needed
+        self._narrow: tuple[NDArray[Any] | None, int, bool] | None = None
 
     def grow(self, capacity: int) -> None:
         self.values = _grown(self.values, capacity, 0)
@@ -217,15 +217,25 @@ class NumericColumn(Column):
                 return np.zeros(_size(n), dtype=np.bool_)
             scalar = int(scalar)
         mask = self._compare(np.equal, scalar, n)
-        mask &= _at(self.present, n)
+        if not self._every_present(n):  # absent rows hold 0 and must not match
+            mask &= _at(self.present, n)
         return mask
+
+    def _every_present(self, n: Where) -> bool:
+        """Return whether each of the rows ``n`` has a value (known for the rows the narrow
+        copy covers without a pass over them)."""
+        current = self._narrow
+        if isinstance(n, int) and current is not None and current[0] is not None:
+            _, covered, complete = current
+            return complete and bool(self.present[covered:n].all())
+        return bool(_at(self.present, n).all())
 
     def _compare(self, compare: np.ufunc, value: float | int | bool, n: Where) -> Mask:
         """Return ``compare(values, value)`` over the rows ``n`` (a fresh mask), from the narrow
         copy of an int column where one applies (see the class notes)."""
         narrow, covered = None, 0
         if isinstance(n, int) and isinstance(value, int) and not isinstance(value, bool):
-            narrow, covered = self._narrow_values(n)
+            narrow, covered, _ = self._narrow_values(n)
         if narrow is None or not isinstance(n, int):
             result: Mask = compare(_at(self.values, n), value)
             return result
@@ -237,11 +247,12 @@ class NumericColumn(Column):
             compare(self.values[head:n], value, out=mask[head:])
         return mask
 
-    def _narrow_values(self, n: int) -> tuple[NDArray[Any] | None, int]:
-        """Return the cached narrow copy of the values (None: none holds them) and the rows
-        it covers, copying them first when there is none or too many rows came since."""
+    def _narrow_values(self, n: int) -> tuple[NDArray[Any] | None, int, bool]:
+        """Return the cached narrow copy of the values (None: none holds them), the rows it
+        covers and whether each of them has a value, copying them first when there is none or
+        too many rows came since."""
         if self.kind is not AttributeType.INT or n < NARROW_MIN_ROWS:
-            return None, 0
+            return None, 0, False
         current = self._narrow
         if current is None or n - current[1] > max(1024, current[1] * SORTED_TAIL_SHARE):
             values = self.values[:n]
@@ -252,7 +263,7 @@ class NumericColumn(Column):
                 if info.min <= low and high <= info.max:
                     narrow = values.astype(kind)
                     break
-            current = self._narrow = (narrow, n)
+            current = self._narrow = (narrow, n, bool(self.present[:n].all()))
         return current
 
     def is_in(self, values: Sequence[object], n: Where) -> Mask:
@@ -317,7 +328,6 @@ class NumericColumn(Column):
         bounds = self._bounds(gt, gte, lt, lte)
         if bounds is None:
             return np.zeros(_size(n), dtype=np.bool_)
-        present: Mask = _at(self.present, n)
         lower, upper = bounds
         tests = [(value, inclusive, True) for value, inclusive in lower] + [
             (value, inclusive, False) for value, inclusive in upper
@@ -335,9 +345,9 @@ class NumericColumn(Column):
             else:
                 mask &= self._compare(compare, value, n)
         if mask is None:
-            return present.copy()
-        if not present.all():  # one quick pass; absent rows hold 0 and must not match
-            mask &= present
+            return _at(self.present, n).copy()
+        if not self._every_present(n):  # absent rows hold 0 and must not match
+            mask &= _at(self.present, n)
         return mask
 
     def range_rows(
