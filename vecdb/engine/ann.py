@@ -1054,7 +1054,7 @@ class AnnIndex:
         if rows is not None and stride == 1:
             # a list holding few matches costs more to scan than its matching rows cost to
             # score exactly: those rows join the rerank instead of the list being scanned
-            scan_cost = sizes * self.projection.reduced_dim * self._code_cost()
+            scan_cost = sizes * self._code_price()
             sparse = (counts > 0) & (counts * self.dim * planner.EXACT_PER_ROW_DIM <= scan_cost)
             exact_lists = sparse[probe_order[:, :width]] & chosen
             if exact_lists.any():
@@ -1120,14 +1120,20 @@ class AnnIndex:
             self._sample = (stride, np.ascontiguousarray(list_of_row[::stride]))
         return self._sample
 
-    def _code_cost(self) -> float:
-        """Return the planner's measured seconds per code-dim of this structure's scan."""
+    def _code_price(self) -> float:
+        """Return the planner's measured seconds per code this structure's search scores
+        (cached): a distance computed on HNSW; a code scanned on IVF, per sub-quantizer for
+        fast-scan codes and per reduced dimension for scalar ones."""
         if self._scan_cost is None:
-            self._scan_cost = (
-                planner.FAST_SCAN_PER_CODE_DIM
-                if _code_bits(self._structure) <= 4
-                else planner.SCALAR_CODE_PER_CODE_DIM
-            )
+            index: Any = faiss.downcast_index(self._structure)
+            if isinstance(index, faiss.IndexHNSW):
+                self._scan_cost = planner.HNSW_PER_DISTANCE
+            else:
+                ivf: Any = faiss.downcast_index(faiss.extract_index_ivf(index))
+                if isinstance(ivf, faiss.IndexIVFPQFastScan):
+                    self._scan_cost = planner.FAST_SCAN_PER_CODE_DIM * int(ivf.pq.M)
+                else:
+                    self._scan_cost = planner.SCALAR_CODE_PER_CODE_DIM * self.projection.reduced_dim
         return self._scan_cost
 
     @staticmethod
@@ -1353,7 +1359,7 @@ class AnnIndex:
         tuned rerank's candidates."""
         exact_rows = stats.get("rows_scored_exactly", 0.0) + candidates
         return (
-            stats.get("codes_scanned", 0.0) * self.projection.reduced_dim * self._code_cost()
+            stats.get("codes_scanned", 0.0) * self._code_price()
             + exact_rows * self.dim * planner.EXACT_PER_ROW_DIM
             # counted probing ranks the lists holding matches and counts them, per query
             + (0.0 if stats.get("widened") else planner.SELECTOR_FIXED)
@@ -1856,7 +1862,7 @@ class _Builder:
                 )
             if passing:
                 factor = passing[0]
-                seconds = self._cost(structure, projection.reduced_dim, codes, factor)
+                seconds = self._cost(index, codes, factor)
                 report.points[-len(usable) + usable.index(factor)] = OperatingPoint(
                     factory, projection.reduced_dim, knob, factor, recalls[factor], seconds
                 )
@@ -1888,25 +1894,15 @@ class _Builder:
             total += int(sizes[index._nearest_lists(reduced_queries[lo:hi], knob)[0]].sum())
         return total / max(1, len(reduced_queries))
 
-    def _cost(self, structure: Any, reduced_dim: int, codes: float, factor: int) -> float:
+    def _cost(self, index: AnnIndex, codes: float, factor: int) -> float:
         """Return the modelled seconds of one query per call at an operating point that scores
         ``codes`` codes and reranks ``k * factor`` candidates, with the planner's constants: a
         count, so two builds of the same data choose the same point however busy the machine
         (timing a whole batch of queries, as the build did, also priced the scans as a batch
         runs them, several times cheaper per query in faiss's fast-scan than one query per
         call, and two builds of the same data could choose different points)."""
-        index: Any = faiss.downcast_index(structure)
-        if isinstance(index, faiss.IndexHNSW):
-            per_code = planner.HNSW_PER_DISTANCE
-        else:
-            ivf: Any = faiss.downcast_index(faiss.extract_index_ivf(index))
-            if isinstance(ivf, faiss.IndexIVFPQFastScan):
-                # a fast-scan code costs per sub-quantizer (d' of them at one dim each)
-                per_code = planner.FAST_SCAN_PER_CODE_DIM * int(ivf.pq.M)
-            else:
-                per_code = planner.SCALAR_CODE_PER_CODE_DIM * reduced_dim
         rerank = self.k * factor * self.dim * planner.EXACT_PER_ROW_DIM
-        return planner.INDEX_FIXED + codes * per_code + rerank
+        return planner.INDEX_FIXED + codes * index._code_price() + rerank
 
     def run(self) -> AnnIndex:
         self._report("ground_truth", 0.0)
