@@ -690,7 +690,8 @@ class AnnIndex:
         ``allowed_count`` how many of the first ``covered_rows`` it allows when the caller has
         counted them (saves another). ``norms`` may give the rows' L2 norms (float32, at least
         ``covered_rows``): the rerank then scores rows in place, without gathering copies of them.
-        ``stats``, when given, receives ``lists_probed`` and ``codes_scanned`` per query (IVF).
+        ``stats``, when given, receives ``lists_probed`` and ``codes_scanned`` per query and the
+        ``rerank_factor`` used (filtered IVF).
         """
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise InvalidArgument(f"k must be a positive integer, got {k!r}")
@@ -739,6 +740,8 @@ class AnnIndex:
                 allowed_count = int(np.count_nonzero(mask))
             if rerank_factor is None:
                 factor = self.filter_rerank_factor(allowed_count / max(self.covered_rows, 1))
+            if stats is not None:
+                stats["rerank_factor"] = float(factor)
             return self._search_ivf_filtered(
                 query_matrix,
                 int(k),

@@ -765,7 +765,7 @@ class Collection:
                     stats=stats,
                     matching=matching,
                 )
-                if stats:
+                if "lists_probed" in stats:
                     plan = planner.Plan(
                         plan.name,
                         plan.selectivity,
@@ -1084,15 +1084,10 @@ class Collection:
                     np.concatenate([rows, fresh_rows], axis=1),
                     k,
                 )
-        rerank_factor = options.rerank_factor or index.config.rerank_factor or 1
-        if (
-            options.rerank_factor is None
-            and not everything
-            and plan.name != planner.INDEX_POSTFILTER
-            and index.config.structure == "ivf"
-        ):
-            # a filtered IVF search reranks as its calibration chose for the selectivity
-            rerank_factor = index.filter_rerank_factor(plan.selectivity)
+        # a filtered IVF search reports the rerank its calibration chose for the selectivity
+        rerank_factor = (stats or {}).get("rerank_factor") or (
+            options.rerank_factor or index.config.rerank_factor or 1
+        )
         return scores, rows, math.ceil(k * rerank_factor) * queries.shape[0]
 
     def _postfilter(

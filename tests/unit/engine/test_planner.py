@@ -298,6 +298,13 @@ def test_the_selector_plan_through_a_collection_finds_the_exact_neighbours(
     for hits in found:
         assert len(hits.ids) == K
         assert all(int(i[1:]) < 6_000 and picks[int(i[1:])] < 6 for i in hits.ids)
+    # explain counts the candidates of the rerank the calibration chose for the selectivity
+    index = docs.index
+    assert index is not None and index.filter_calibration is not None
+    index.filter_calibration["rerank_factors"] = {"0.01": 7, "0.1": 7}
+    docs.planner = replace(docs.planner, force=planner.INDEX_SELECTOR)
+    (hits,) = docs.search(queries[0], K, filter=wanted)
+    assert hits.explain is not None and hits.explain.candidates_scored == 7 * K
     database.close()
 
 
