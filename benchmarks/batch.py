@@ -20,7 +20,10 @@ membership plus noise), in these ways, all in one run and all single-threaded:
 
 The sequential and partitioned ways (the headline ratio) run twice (``--passes``), alternating,
 after the others, and each counts at its faster pass: the shared machine's speed drifts by tens
-of percent over minutes. Recall@10 of every way is measured against exact search. Run::
+of percent over minutes. Recall@10 of every way is measured against exact search. A breakdown
+then shows where the ratio comes from: the queries are banded by how many of the workload's
+queries share their filter, and each band's sequential seconds (the counted pass's per-query
+times) stand beside a batch of just that band's queries through the same partitioning. Run::
 
     python benchmarks/batch.py            # 1M points, 10,000 queries
     python benchmarks/batch.py --quick    # 200k points, 2,000 queries
@@ -41,7 +44,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -55,10 +58,18 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from vecdb.engine import Collection, SearchOptions  # noqa: E402
 from vecdb.engine import filters as flt  # noqa: E402
-from vecdb.engine.batch import BatchQuery, BatchSettings, Partitioning, run_batch  # noqa: E402
+from vecdb.engine.batch import (  # noqa: E402
+    BatchQuery,
+    BatchSettings,
+    Partitioning,
+    run_batch,
+    workload_key,
+)
 
 RESULTS = HERE / "results"
 K = 10
+# bands of how many of the workload's queries share a query's filter (the breakdown)
+SHARE_BANDS: tuple[tuple[int, int | None], ...] = ((1, 1), (2, 5), (6, 20), (21, 100), (101, None))
 
 
 # --- workload --------------------------------------------------------------------------------
@@ -188,18 +199,23 @@ class Timed:
     cpu: float
     ids: dict[str, list[str]]
     plans: Counter[str]
+    # wall-clock seconds of each query (the sequential way only)
+    each: dict[str, float] = field(default_factory=dict)
 
 
 def sequential(collection: Collection, queries: Sequence[BatchQuery]) -> Timed:
     """Search each query alone through the collection's single-query path."""
     out: dict[str, list[str]] = {}
     plans: Counter[str] = Counter()
+    each: dict[str, float] = {}
     wall, cpu = time.perf_counter(), time.process_time()
     for query in queries:
+        started = time.perf_counter()
         (hits,) = collection.search(query.vector, query.k, tenant=query.tenant, filter=query.filter)
+        each[query.query_id] = time.perf_counter() - started
         out[query.query_id] = hits.ids
         plans[hits.explain.plan if hits.explain else "?"] += 1
-    return Timed(time.perf_counter() - wall, time.process_time() - cpu, out, plans)
+    return Timed(time.perf_counter() - wall, time.process_time() - cpu, out, plans, each)
 
 
 def batched(
@@ -218,6 +234,46 @@ def batched(
         out[query_id] = hits.ids
         plans[hits.explain.plan if hits.explain else "?"] += 1
     return Timed(time.perf_counter() - wall, time.process_time() - cpu, out, plans)
+
+
+def by_filter_share(
+    collection: Collection,
+    queries: Sequence[BatchQuery],
+    alone: Timed,
+    partitioning: Partitioning,
+    settings: BatchSettings,
+) -> list[dict[str, object]]:
+    """Return, per band of how many of the workload's queries share a query's filter, the
+    sequential way's seconds on those queries (its per-query times) beside a batch of just those
+    queries through the same partitioning."""
+    keys = [workload_key(q.tenant, q.filter) for q in queries]
+    sharing = Counter(keys)
+    rows: list[dict[str, object]] = []
+    for low, high in SHARE_BANDS:
+        picked = [
+            i
+            for i, key in enumerate(keys)
+            if sharing[key] >= low and (high is None or sharing[key] <= high)
+        ]
+        if not picked:
+            continue
+        members = [queries[i] for i in picked]
+        seconds = sum(alone.each[q.query_id] for q in members)
+        band = batched(collection, members, partitioning, settings)
+        rows.append(
+            {
+                "queries_per_filter": str(low)
+                if low == high
+                else (f"{low}+" if high is None else f"{low}-{high}"),
+                "queries": len(members),
+                "filters": len({keys[i] for i in picked}),
+                "sequential_seconds": seconds,
+                "batch_seconds": band.wall,
+                "speedup": seconds / band.wall,
+                "batch_plans": dict(band.plans),
+            }
+        )
+    return rows
 
 
 def plot(rows: list[dict[str, object]], path: Path, title: str, count: int) -> None:
@@ -340,6 +396,9 @@ def main() -> None:
             say(f"batch, partitioned again: {again.wall:.1f}s wall, {again.cpu:.1f}s cpu")
             passes["partitioned"].append(again.wall)
             planned = min(planned, again, key=lambda timed: timed.wall)
+        # where the speedup comes from: each filter's work is shared by its queries, so the
+        # ratio grows with how many queries share a filter
+        shares = by_filter_share(collection, queries, alone, partitioning, settings)
 
     recalls = {
         name: recall(way.ids, queries, truth)
@@ -376,6 +435,14 @@ def main() -> None:
             f"| {row['way']} | {row['seconds']:.2f} | {row['qps']:,.0f} | {row['recall']:.4f} | "
             f"{row['speedup']:.1f}x | {row['cpu_seconds']:.2f} | {row['cpu_speedup']:.1f}x |"
         )
+    print("\n| queries per filter | filters | queries | sequential s | batch s | speedup |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for share in shares:
+        print(
+            f"| {share['queries_per_filter']} | {share['filters']} | {share['queries']:,} | "
+            f"{share['sequential_seconds']:.2f} | {share['batch_seconds']:.2f} | "
+            f"{share['speedup']:.1f}x |"
+        )
     print(
         f"\nPartitioning: {partitioning.leaf_count} leaves, {partitioning.cell_count} cells, "
         f"reduced dim {partitioning.reduced_dim}, calibrated recall "
@@ -394,6 +461,7 @@ def main() -> None:
         "recall_batch_grouped": recalls["grouped"],
         "partitioning_recall_target": target,
         "rows": rows,
+        "speedup_by_queries_per_filter": shares,
         "partitioning_build_seconds": build.wall,
         "partitioning_save_seconds": saved,
         "partitioning_load_seconds": loaded,
@@ -412,7 +480,9 @@ def main() -> None:
         "the sequential and partitioned ways run --passes times (alternating, after the rest) "
         "and count at their fastest pass, the others once; recall@10 against exact search; "
         "the partitioning calibrated to the sequential way's recall (or --recall-target); "
-        "speedups are sequential time / batch time",
+        "speedups are sequential time / batch time; by queries per filter: the sequential way's "
+        "per-query times (its counted pass) summed per band beside one batch of the band's "
+        "queries through the same partitioning",
         "wall_seconds_passes": passes,
         "quick": bool(args.quick),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
