@@ -29,6 +29,13 @@ SORTED_TAIL_SHARE = 1 / 8
 # holding them, for passes over the column (see NumericColumn).
 NARROW_MIN_ROWS = 1 << 16
 NARROW_TYPES = (np.int8, np.int16, np.int32)
+# An "in" condition on at most this many distinct values is one comparison per value (a
+# vectorized pass each): on a million int rows np.isin (it sorts, or builds a table over the
+# values' range) takes several milliseconds, as long as some 30 comparisons. A keyword column
+# past its own limit looks each row's code up in a table over the dictionary instead (about
+# the time of 8 comparisons).
+IN_COMPARISONS_MAX = 32
+KEYWORD_IN_COMPARISONS_MAX = 8
 
 
 _Item = TypeVar("_Item", bound=np.generic)
@@ -270,11 +277,16 @@ class NumericColumn(Column):
         if self.kind is AttributeType.BOOL:
             raise self._unsupported("in")
         scalars = [self._scalar(v) for v in values]
+        if len(set(scalars)) <= IN_COMPARISONS_MAX:
+            mask = np.zeros(_size(n), dtype=np.bool_)
+            for scalar in dict.fromkeys(scalars):
+                mask |= self.equals(scalar, n)
+            return mask
         # ints compare as int64 (float64 would merge values above 2**53)
         exact_ints = self.kind is AttributeType.INT and all(isinstance(v, int) for v in scalars)
         wanted = np.asarray(scalars, dtype=np.int64 if exact_ints else np.float64)
-        mask: Mask = _at(self.present, n) & np.isin(_at(self.values, n), wanted)
-        return mask
+        found: Mask = _at(self.present, n) & np.isin(_at(self.values, n), wanted)
+        return found
 
     def _bounds(
         self, gt: float | None, gte: float | None, lt: float | None, lte: float | None
@@ -481,9 +493,19 @@ class KeywordColumn(Column):
         return mask
 
     def is_in(self, values: Sequence[object], n: Where) -> Mask:
-        codes = [self.vocabulary.get(self._word(v)) for v in values]
-        wanted = np.asarray([c for c in codes if c is not None], dtype=np.int32)
-        return np.isin(_at(self.codes, n), wanted)
+        found = {self.vocabulary.get(self._word(v)) for v in values}
+        wanted = sorted(code for code in found if code is not None)
+        column = _at(self.codes, n)
+        if len(wanted) <= KEYWORD_IN_COMPARISONS_MAX:
+            mask = np.zeros(len(column), dtype=np.bool_)
+            for code in wanted:
+                mask |= column == code
+            return mask
+        # one lookup per row in a table over the dictionary (absent rows hold -1)
+        table = np.zeros(len(self.words) + 1, dtype=np.bool_)
+        table[np.asarray(wanted, dtype=np.int64) + 1] = True
+        looked_up: Mask = np.take(table, column + 1)
+        return looked_up
 
     def value_count(self, value: str, n: int) -> int:
         """Return how many of the first ``n`` rows hold ``value`` (for estimates)."""

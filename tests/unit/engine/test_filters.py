@@ -380,6 +380,50 @@ def test_in_on_an_int_attribute_compares_large_values_exactly(tmp_path: Path) ->
     assert matching(docs, flt.In("n", (2**53 + 1,))) == set()
 
 
+@pytest.mark.parametrize(
+    "field",
+    ["level", "score", "lang"],
+)
+@pytest.mark.parametrize("count", [1, 3, 8, 9, 32, 33, 60])
+def test_in_matches_the_rows_holding_one_of_its_values(field: str, count: int) -> None:
+    # a few values are compared one by one, many go through np.isin (numbers) or a table over
+    # the dictionary (keywords): each way must give the same rows, absent values never match
+    rng = np.random.default_rng(count)
+    n = attributes.NARROW_MIN_ROWS + 1_000  # past it, int comparisons use the narrow copy
+    table = AttributeTable(
+        {"level": AttributeType.INT, "score": AttributeType.FLOAT, "lang": AttributeType.KEYWORD}
+    )
+    table.grow(n)
+    drawn = rng.integers(0, 80, n)
+    absent = rng.random(n) < 0.1
+    words = [f"w{v}" for v in range(80)]
+    held = {
+        "level": [None if a else int(v) for v, a in zip(drawn, absent, strict=True)],
+        "score": [None if a else float(v) / 2 for v, a in zip(drawn, absent, strict=True)],
+        "lang": [None if a else words[v] for v, a in zip(drawn, absent, strict=True)],
+    }
+    table.set_rows(
+        np.arange(n),
+        [{name: held[name][i] for name in held if held[name][i] is not None} for i in range(n)],
+    )
+    # 0 (what an absent number is stored as) and some of 80-89 (values no row holds)
+    picked = np.concatenate([[0], 1 + rng.choice(89, count - 1, replace=False)])
+    wanted: list[object] = {
+        "level": [int(v) for v in picked],
+        "score": [float(v) / 2 for v in picked],
+        "lang": [f"w{v}" for v in picked],
+    }[field]
+    expected = [value is not None and value in set(wanted) for value in held[field]]
+    # repeated values change nothing
+    mask = flt.evaluate(flt.In(field, tuple(wanted + wanted[:2])), table, n)
+    assert mask.dtype == np.bool_
+    assert mask.tolist() == expected
+    rows = np.flatnonzero(rng.random(n) < 0.01)
+    assert flt.evaluate(flt.In(field, tuple(wanted)), table, rows).tolist() == [
+        expected[i] for i in rows.tolist()
+    ]
+
+
 @pytest.mark.parametrize("low, high", [(-100, 100), (0, 10_000), (-(10**6), 10**6), (0, 2**40)])
 def test_int_passes_over_a_narrowed_copy_match_int64_comparisons(low: int, high: int) -> None:
     # past NARROW_MIN_ROWS an int column compares a copy in the narrowest type holding its
