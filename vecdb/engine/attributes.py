@@ -277,9 +277,10 @@ class NumericColumn(Column):
         if self.kind is AttributeType.BOOL:
             raise self._unsupported("in")
         scalars = [self._scalar(v) for v in values]
-        if len(set(scalars)) <= IN_COMPARISONS_MAX:
+        distinct = list(dict.fromkeys(scalars))
+        if len(distinct) <= IN_COMPARISONS_MAX:
             mask = np.zeros(_size(n), dtype=np.bool_)
-            for scalar in dict.fromkeys(scalars):
+            for scalar in distinct:
                 mask |= self.equals(scalar, n)
             return mask
         # ints compare as int64 (float64 would merge values above 2**53)
