@@ -41,6 +41,7 @@ id, and a caller cancels a long batch simply by no longer iterating.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import math
@@ -968,7 +969,9 @@ class Partitioning:
             goal = recall_target
             # cells must reach at least the target's share of the true neighbours; try deeper
             # probing with lighter reranks too, and keep the cheapest setting that reaches it
-            for _ in range(6):
+            # (each round lets the cells miss a fifth fewer neighbours: small steps, so the
+            # setting kept lands near the target rather than well past it)
+            for _ in range(12):
                 gap, floor = depth.subset(fitted_on).fit(goal)
                 for factor in factors:
                     rerank_cost = factor * mean_k * self.dim * planner.RERANK_PER_DIM
@@ -1003,7 +1006,7 @@ class Partitioning:
                         break
                 if len(through_cells) >= 16:
                     fitted_on = through_cells
-                goal = 1.0 - (1.0 - goal) * 0.6
+                goal = 1.0 - (1.0 - goal) * 0.8
             if chosen is None:
                 # nothing reached the target: probe every cell holding a matching row
                 self.probe_gap, self.min_probe_rows = math.inf, 1 << 62
@@ -1716,11 +1719,19 @@ class _Depths:
             self.positions[which],
         )
 
+    @functools.cached_property
+    def _gap_lines(self) -> _SortedLines:
+        return _SortedLines(self.gaps)
+
+    @functools.cached_property
+    def _matching_lines(self) -> _SortedLines:
+        return _SortedLines(self.cum_matching)
+
     def evaluate(self, gap: float, floor: int) -> tuple[float, float]:
         """Return (recall of cells reached, mean rows scanned) of a probe rule."""
-        cells = np.count_nonzero(np.isfinite(self.cum_matching), axis=1)
-        close = np.count_nonzero(self.gaps <= gap, axis=1)
-        enough = np.count_nonzero(self.cum_matching < floor, axis=1) + 1
+        cells = self._matching_lines.count(math.inf)
+        close = self._gap_lines.count(gap)
+        enough = self._matching_lines.count(floor, strictly=True) + 1
         probes = np.minimum(np.maximum(close, enough), cells)
         valid = self.positions >= 0
         reached = np.count_nonzero(valid & (self.positions < probes[:, None]), axis=1)
@@ -1733,7 +1744,7 @@ class _Depths:
         best: tuple[float, float, int] | None = None
         finite = self.gaps[np.isfinite(self.gaps)]
         widest = float(finite.max()) if len(finite) else 0.0
-        for floor in (128, 256, 512, 1024, 2048, 4096):
+        for floor in (128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096):
             if self.evaluate(widest, floor)[0] < goal:
                 continue
             low, high = 0.0, widest
@@ -1749,6 +1760,37 @@ class _Depths:
         if best is None:
             return math.inf, 1 << 62
         return best[1], best[2]
+
+
+class _SortedLines:
+    """Lines of numbers, each ascending (+inf padded), that answer "how many entries of each
+    line lie below a value" by one binary search over the lines laid end to end (each lifted
+    above the one before); the calibration asks that of the same lines hundreds of times."""
+
+    def __init__(self, lines: NDArray[np.float64]) -> None:
+        finite = np.isfinite(lines)
+        values = lines[finite]
+        self.low = float(values.min()) if len(values) else 0.0
+        # finite entries map into [0, span - 1], +inf to span
+        self.span = (float(values.max()) if len(values) else 0.0) - self.low + 1.0
+        self.width = lines.shape[1]
+        self.lift = np.arange(len(lines), dtype=np.float64) * (2.0 * self.span)
+        self.flat = (np.where(finite, lines - self.low, self.span) + self.lift[:, None]).ravel()
+        self.first = np.arange(len(lines), dtype=np.int64) * self.width
+
+    def count(self, value: float, *, strictly: bool = False) -> NDArray[np.int64]:
+        """Return per line how many entries are at most ``value`` (``strictly``: below it);
+        +inf entries never count."""
+        if self.width == 0:
+            return np.zeros(len(self.lift), np.int64)
+        # a threshold past every finite entry stops short of the +inf ones
+        shifted = self.span - 0.5 if math.isinf(value) and value > 0 else float(value) - self.low
+        shifted = min(max(shifted, -0.5), self.span - 0.5)
+        found = np.searchsorted(
+            self.flat, self.lift + shifted, side="left" if strictly else "right"
+        )
+        counts: NDArray[np.int64] = found - self.first
+        return counts
 
 
 def _probe_depths(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
@@ -760,6 +761,36 @@ def test_heap_scan_keeps_each_querys_best_visible_entries(width: int, block: int
         np.testing.assert_array_equal(scores[line, found], expected)  # each with its own score
         assert len(set(found.tolist())) == len(found)
         assert (got_scores[line][len(found) :] == -np.inf).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_sorted_lines_count_entries_below_a_value_like_a_direct_count(seed: int) -> None:
+    from vecdb.engine.batch import _SortedLines
+
+    rng = np.random.default_rng(seed)
+    lines, width = 30, 50
+    # ascending lines, +inf padded: gaps (fractional, with ties) and cumulative counts
+    gaps = np.sort(np.round(rng.random((lines, width)) * 4, 1) - 1.5, axis=1)
+    counts = np.cumsum(rng.integers(0, 40, (lines, width)), axis=1).astype(np.float64)
+    for values in (gaps, counts):
+        padded = values.copy()
+        for line, used in enumerate(rng.integers(0, width + 1, lines)):
+            padded[line, used:] = np.inf
+        sorted_lines = _SortedLines(padded)
+        finite = padded[np.isfinite(padded)]
+        probes = [-1e9, 1e9, math.inf, *rng.choice(finite, 20), *(rng.random(10) * 6 - 2)]
+        for value in probes:
+            np.testing.assert_array_equal(
+                sorted_lines.count(value),
+                np.count_nonzero(padded <= value, axis=1)
+                if math.isfinite(value)
+                else np.count_nonzero(np.isfinite(padded), axis=1),
+            )
+            np.testing.assert_array_equal(
+                sorted_lines.count(value, strictly=True),
+                np.count_nonzero(padded < value, axis=1),
+            )
+    assert len(_SortedLines(np.zeros((3, 0))).count(1.0)) == 3
 
 
 def test_locality_order_keeps_near_centroids_near() -> None:
