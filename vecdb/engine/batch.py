@@ -101,7 +101,8 @@ CELL_BLOCK_FIXED = 30e-6
 # allowed rows per block of a cells scan (whole cells): each filter takes the size of these
 # whose blocks cost least, products (larger blocks: more queries scored against cells they do
 # not visit) plus the fixed work per block
-SCAN_CELL_BLOCKS = (256, 512, 1_024, 2_048, 4_096)
+SCAN_CELL_BLOCKS = (256, 512, 1_024, 2_048, 4_096)  # powers of two
+assert all(size & (size - 1) == 0 for size in SCAN_CELL_BLOCKS)
 # centroid scores computed in one product for a chunk's queries up to this many (64 MB), else
 # per filter
 CENTROID_SCORES_BOUND = 1 << 24
@@ -1206,6 +1207,7 @@ class Partitioning:
         cells = np.flatnonzero(visits.any(axis=0))
         sizes = counts[cells]
         ends = np.cumsum(sizes)
+        starts = ends - sizes
         cell_visits = visits[:, cells]
         best: tuple[float, NDArray[np.int64], NDArray[np.bool_], int] | None = None
         # each size's blocks are unions of the previous (doubled) size's, so each reduction
@@ -1213,17 +1215,20 @@ class Partitioning:
         previous_bounds = np.arange(len(cells), dtype=np.int64)
         previous_visits = cell_visits
         for size in SCAN_CELL_BLOCKS:
-            bounds = np.flatnonzero(np.diff((ends - sizes) // size, prepend=-1))
+            # sizes are powers of two: a shift finds each cell's block
+            bounds = np.flatnonzero(np.diff(starts >> (size.bit_length() - 1), prepend=-1))
             inner = np.searchsorted(previous_bounds, bounds)
             block_visits = np.logical_or.reduceat(previous_visits, inner, axis=1)
             previous_bounds, previous_visits = bounds, block_visits
-            block_columns = np.diff(np.append((ends - sizes)[bounds], ends[-1]))
+            block_columns = np.diff(np.append(starts[bounds], ends[-1]))
             work = int(block_columns @ block_visits.sum(axis=0))
             cost = work * self.reduced_dim * SCAN_PER_CODE_DIM + len(bounds) * CELL_BLOCK_FIXED
             if best is None or cost < best[0]:
                 best = (cost, bounds, block_visits, work)
         assert best is not None
         _, bounds, block_visits, work = best
+        # row counts below 2**24 are exact in float32
+        exact = np.float32 if int(ends[-1]) < 1 << 24 else np.float64
         return _CellLayout(
             cells=present[cells],
             sizes=sizes,
@@ -1232,7 +1237,7 @@ class Partitioning:
             block_visits=block_visits,
             rows=int(ends[-1]),
             work=work,
-            visible_rows=np.rint(cell_visits @ sizes.astype(np.float64)).astype(np.int64),
+            visible_rows=np.rint(cell_visits @ sizes.astype(exact)).astype(np.int64),
         )
 
     @staticmethod
