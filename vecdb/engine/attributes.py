@@ -217,16 +217,20 @@ class NumericColumn(Column):
         return value
 
     def equals(self, value: object, n: Where) -> Mask:
-        scalar = self._scalar(value)
+        mask = self._equal_values(self._scalar(value), n)
+        if not self._every_present(n):  # absent rows hold 0 and must not match
+            mask &= _at(self.present, n)
+        return mask
+
+    def _equal_values(self, scalar: float | int | bool, n: Where) -> Mask:
+        """Return where the values of the rows ``n`` equal ``scalar``, absent rows included
+        (they hold 0)."""
         if isinstance(scalar, float) and self.kind is AttributeType.INT:
             # an int equals a float only when the float is integral: compare ints with ints
             if not scalar.is_integer():
                 return np.zeros(_size(n), dtype=np.bool_)
             scalar = int(scalar)
-        mask = self._compare(np.equal, scalar, n)
-        if not self._every_present(n):  # absent rows hold 0 and must not match
-            mask &= _at(self.present, n)
-        return mask
+        return self._compare(np.equal, scalar, n)
 
     def _every_present(self, n: Where) -> bool:
         """Return whether each of the rows ``n`` has a value (known for the rows the narrow
@@ -281,7 +285,9 @@ class NumericColumn(Column):
         if len(distinct) <= IN_COMPARISONS_MAX:
             mask = np.zeros(_size(n), dtype=np.bool_)
             for scalar in distinct:
-                mask |= self.equals(scalar, n)
+                mask |= self._equal_values(scalar, n)
+            if not self._every_present(n):  # once for every value
+                mask &= _at(self.present, n)
             return mask
         # ints compare as int64 (float64 would merge values above 2**53)
         exact_ints = self.kind is AttributeType.INT and all(isinstance(v, int) for v in scalars)
