@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -517,8 +518,14 @@ class Client:
             recall_target=recall_target or 0.0,
         )
 
+        # set once the answers end (done, failed or closed early): gRPC's thread that sends
+        # the requests then stops at the next one instead of serializing the rest
+        finished = threading.Event()
+
         def requests() -> Iterator[pb.BatchSearchRequest]:
             for number, q in enumerate(queries):
+                if finished.is_set():
+                    return
                 request = pb.BatchSearchRequest(
                     query_id=q.query_id,
                     query=self._search_request(
@@ -554,6 +561,7 @@ class Client:
         except grpc.RpcError as error:
             raise _translate(error) from None
         finally:
+            finished.set()
             call.cancel()  # a no-op once the call is complete; stops the server when not
 
 
