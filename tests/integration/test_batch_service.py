@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -37,13 +38,19 @@ FILTERS: tuple[dict[str, Any] | None, ...] = (
 
 
 def run_cli(*args: str, address: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "vecdb.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "VECDB_ADDRESS": address},
-        timeout=120,
-    )
+    command = [sys.executable, "-m", "vecdb.cli", *args]
+    # faulthandler on: a command that hangs is aborted with every thread's stack in the failure
+    env = {**os.environ, "VECDB_ADDRESS": address, "PYTHONFAULTHANDLER": "1"}
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            stdout, stderr = process.communicate()
+            pytest.fail(f"{' '.join(args)} hung for 120 s; its threads:\n{stderr}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def _load(client: Client, name: str = "docs") -> np.ndarray:
