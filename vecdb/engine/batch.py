@@ -933,9 +933,11 @@ class Partitioning:
 
         For a sample of the workload's partition-path queries, exact search gives the true
         neighbours, and the position of each neighbour's cell in the query's probe order gives the
-        probing depth that finds it; the depth rule ``target(m) = clip(scale * m ** exponent,
-        min_probe_rows, m)`` (m: matching rows) is then fitted in closed form, and the rerank
-        factor checked by real searches.
+        probing depth that finds it. The probe rule (every cell within a gap of the nearest, and
+        enough to see a floor of allowed rows) is fitted to those depths for a share of the true
+        neighbours in the cells visited; real searches then check each rerank factor, lightest
+        first, and each round asks the cells for a larger share, up to 12 rounds. The cheapest
+        setting whose searches reach ``recall_target`` is kept.
         """
         reader = _Reader(collection)
         with reader.snapshot() as snap:
@@ -972,17 +974,43 @@ class Partitioning:
             # probing with lighter reranks too, and keep the cheapest setting that reaches it
             # (each round lets the cells miss a fifth fewer neighbours: small steps, so the
             # setting kept lands near the target rather than well past it)
+            keeps = {factor: self._keep(snap, ks, factor) for factor in factors}
             for _ in range(12):
                 gap, floor = depth.subset(fitted_on).fit(goal)
+
+                # a scan depends on the candidates kept only through each query's floor and
+                # whether its filter is answered exactly (the plans are all cells here), so
+                # factors that agree on those share one scan, kept for the largest of them:
+                # each smaller factor's candidates are the first of its
+                def scan_key(factor: float, floor: int = floor) -> bytes:
+                    keep = keeps[factor]
+                    return (
+                        np.maximum(keep, floor).tobytes()
+                        + np.maximum(keep, settings.exact_rows).tobytes()
+                    )
+
+                scans: dict[bytes, _Scan] = {}
                 for factor in factors:
                     rerank_cost = factor * mean_k * self.dim * planner.RERANK_PER_DIM
                     if rerank_cost >= cheapest:
                         break
                     # every sampled filter through the cells (whichever plan it gets later)
                     probe = _Probe(gap, floor, factor, settings.exact_rows, 0.0, 0.0)
-                    _, found, scanned, plans = self._search(
-                        snap, vectors, ks, key_masks, probe=probe, mask_ids=mask_ids
-                    )
+                    shared = scan_key(factor)
+                    scan = scans.get(shared)
+                    if scan is None:
+                        largest = max(f for f in factors if scan_key(f) == shared)
+                        scan = scans[shared] = self._scan(
+                            snap,
+                            vectors,
+                            ks,
+                            key_masks,
+                            keeps[largest],
+                            probe=probe,
+                            mask_ids=mask_ids,
+                        )
+                    found = self._finish(snap, vectors, key_masks, scan, keeps[factor])[1]
+                    scanned, plans = scan.scanned, scan.plans
                     through_cells = np.flatnonzero(plans == CELLS)
                     approximate = through_cells
                     # clear the target by a standard error of the estimate, or picking the
@@ -1041,6 +1069,36 @@ class Partitioning:
         the number of queries), filters it prices lower are left out (plan :data:`INDEX`) for
         the caller to answer through the collection.
         """
+        keep = self._keep(snap, ks, probe.rerank_factor)
+        scan = self._scan(
+            snap, queries, ks, masks, keep, probe=probe, mask_ids=mask_ids, index_cost=index_cost
+        )
+        scores, rows = self._finish(snap, queries, masks, scan, keep)
+        return scores, rows, scan.scanned, scan.plans
+
+    def _keep(self, snap: _Snapshot, ks: NDArray[np.int64], factor: float) -> NDArray[np.int64]:
+        """Return how many candidates each query keeps for the exact rerank."""
+        keep = ks.copy()
+        if self.projection is not None:
+            keep = np.maximum(ks, np.ceil(ks * factor).astype(np.int64))
+        out: NDArray[np.int64] = np.minimum(keep, max(snap.rows, 1))
+        return out
+
+    def _scan(
+        self,
+        snap: _Snapshot,
+        queries: Vectors,
+        ks: NDArray[np.int64],
+        masks: Sequence[Mask],
+        keep: NDArray[np.int64],
+        *,
+        probe: _Probe,
+        mask_ids: NDArray[np.int64] | None = None,
+        index_cost: Callable[[int, int, int], float] | None = None,
+    ) -> _Scan:
+        """Plan each distinct mask (see :meth:`_search`), answer the exact plans and collect the
+        other queries' best ``keep`` candidates by reduced score (``keep`` replaces
+        ``probe.rerank_factor``, which is not read)."""
         m = len(queries)
         ids = np.arange(m, dtype=np.int64) if mask_ids is None else mask_ids
         k_max = int(ks.max())
@@ -1049,10 +1107,6 @@ class Partitioning:
         # scored against 8-bit codes, q·x = q·offset + (q * scale)·code: the first term is the
         # same for every row of a query, so it is left out (only each query's ranking matters)
         scan_queries = self._scan_queries(reduced)
-        keep = ks.copy()
-        if self.projection is not None:
-            keep = np.maximum(ks, np.ceil(ks * probe.rerank_factor).astype(np.int64))
-        keep = np.minimum(keep, max(snap.rows, 1))
         keep_max = int(keep.max())
         scores_out = np.full((m, k_max), -np.inf, np.float32)
         rows_out = np.full((m, k_max), -1, np.int64)
@@ -1131,13 +1185,33 @@ class Partitioning:
             self._scan_cells(scan_queries, members, layout, positions, keep, best_scores, best_rows)
             scanned[members] = layout.visible_rows
             plans[members] = CELLS
-        if not approximate:
-            return scores_out, rows_out, scanned, plans
+        if snap.rows > covered:  # rows written since the partitioning are scanned exactly
+            for mask_id, members in approximate:
+                scanned[members] += int(np.count_nonzero(masks[mask_id][stored:]))
+        return _Scan(scores_out, rows_out, scanned, plans, best_scores, best_rows, approximate)
 
+    def _finish(
+        self,
+        snap: _Snapshot,
+        queries: Vectors,
+        masks: Sequence[Mask],
+        scan: _Scan,
+        keep: NDArray[np.int64],
+    ) -> tuple[Scores, Rows]:
+        """Return every query's (scores, rows): the exact plans' answers, and for the others an
+        exact rerank of their best ``keep`` candidates of the scan (at most what it kept), plus
+        an exact scan of the rows written since the partitioning. The scan is not modified."""
+        scores_out, rows_out = scan.scores_out.copy(), scan.rows_out.copy()
+        approximate = scan.approximate
+        if not approximate:
+            return scores_out, rows_out
+        k_max = scores_out.shape[1]
+        stored, covered = len(self.order), self.covered_rows
         # each query keeps its own number of candidates (k times the rerank factor)
-        ranked = np.argsort(-best_scores, axis=1, kind="stable")
-        candidates = np.take_along_axis(best_rows, ranked, axis=1)
-        candidates[np.arange(keep_max)[None, :] >= keep[:, None]] = -1
+        ranked = np.argsort(-scan.best_scores, axis=1, kind="stable")
+        width = min(int(keep.max()), ranked.shape[1])
+        candidates = np.take_along_axis(scan.best_rows, ranked[:, :width], axis=1)
+        candidates[np.arange(width)[None, :] >= keep[:, None]] = -1
 
         # exact rerank with full-precision vectors (ties broken by row, as exact search does)
         members_all = np.concatenate([members for _, members in approximate])
@@ -1162,8 +1236,7 @@ class Partitioning:
                     np.concatenate([rows_out[members], top_rows], axis=1),
                     k_max,
                 )
-                scanned[members] += len(fresh)
-        return scores_out, rows_out, scanned, plans
+        return scores_out, rows_out
 
     @staticmethod
     def _visits(
@@ -1872,6 +1945,19 @@ class _Heaps:
         ids = np.take_along_axis(self.ids, order, axis=1)
         values[ids < 0] = -np.inf
         return values, ids
+
+
+@dataclass
+class _Scan:
+    """A batch's plans and scans before the exact rerank (see :meth:`Partitioning._scan`)."""
+
+    scores_out: Scores  # the exact plans' answers (-inf elsewhere)
+    rows_out: Rows  # their rows (-1 elsewhere)
+    scanned: NDArray[np.int64]  # rows scored per query
+    plans: NDArray[np.int8]  # each query's plan
+    best_scores: Scores  # the other queries' best candidates by reduced score (unordered)
+    best_rows: Rows  # their rows (-1: none)
+    approximate: list[tuple[int, NDArray[np.int64]]]  # (mask, its queries) scanned approximately
 
 
 @dataclass

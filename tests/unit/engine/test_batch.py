@@ -507,6 +507,62 @@ def test_centroid_scores_per_filter_equal_one_shared_product(
         assert shared[query.query_id].ids == alone[query.query_id].ids
 
 
+def test_a_scan_kept_for_a_larger_rerank_factor_answers_each_smaller_one_as_its_own_search(
+    cosine_docs: Collection,
+) -> None:
+    # the calibration scans once for several rerank factors that agree on every query's floor
+    # and exact threshold (here: floor 512 and exact_rows 500, above any k * 12 with k <= 40)
+    from vecdb.engine.batch import CELLS, _Probe, _Reader, workload_key
+
+    queries = make_queries(cosine_docs, 100)
+    partitioning = build(cosine_docs, queries, reduced_dim=12)
+    reader = _Reader(cosine_docs)
+    keys = [workload_key(q.tenant, q.filter) for q in queries]
+    distinct = list(dict.fromkeys(keys))
+    first = [queries[keys.index(key)] for key in distinct]
+    mask_ids = np.asarray([distinct.index(key) for key in keys], dtype=np.int64)
+    vectors = np.stack([q.vector for q in queries]).astype(np.float32)
+    ks = np.asarray([q.k for q in queries], dtype=np.int64)
+    with reader.snapshot() as snap:
+        masks = [partitioning.position_mask(reader.mask(snap, q.tenant, q.filter)) for q in first]
+
+        def probe(factor: float) -> _Probe:
+            return _Probe(0.05, 512, factor, 500, 0.0, 0.0)
+
+        widest = 12.0
+        scan = partitioning._scan(
+            snap,
+            vectors,
+            ks,
+            masks,
+            partitioning._keep(snap, ks, widest),
+            probe=probe(widest),
+            mask_ids=mask_ids,
+        )
+        assert (scan.plans == CELLS).sum() > 50
+        answers = {}
+        for factor in (1.0, 2.0, 5.0, widest):
+            alone = partitioning._search(
+                snap, vectors, ks, masks, probe=probe(factor), mask_ids=mask_ids
+            )
+            scores, rows = partitioning._finish(
+                snap, vectors, masks, scan, partitioning._keep(snap, ks, factor)
+            )
+            np.testing.assert_array_equal(rows, alone[1])
+            np.testing.assert_allclose(scores, alone[0], rtol=1e-6)
+            np.testing.assert_array_equal(scan.scanned, alone[2])
+            np.testing.assert_array_equal(scan.plans, alone[3])
+            answers[factor] = rows
+        # the factors give different answers, so each one's candidates were cut to its own
+        assert not np.array_equal(answers[1.0], answers[widest])
+        # finishing leaves the scan as it was, so each factor starts from the same candidates
+        again = partitioning._finish(snap, vectors, masks, scan, partitioning._keep(snap, ks, 1.0))
+        np.testing.assert_array_equal(
+            again[1],
+            partitioning._search(snap, vectors, ks, masks, probe=probe(1.0), mask_ids=mask_ids)[1],
+        )
+
+
 def test_candidates_scored_where_they_lie_equal_each_querys_exact_scores(
     collection: Collection,
 ) -> None:
