@@ -975,6 +975,13 @@ class Partitioning:
             # (each round lets the cells miss a fifth fewer neighbours: small steps, so the
             # setting kept lands near the target rather than well past it)
             keeps = {factor: self._keep(snap, ks, factor) for factor in factors}
+            scan_price = self.reduced_dim * SCAN_PER_CODE_DIM + GATHER_PER_ROW
+            lightest = factors[0] * mean_k * self.dim * planner.RERANK_PER_DIM
+
+            def scan_price_of(scan: _Scan) -> float:
+                cells = scan.plans == CELLS
+                return float(scan.scanned[cells].mean()) * scan_price if cells.any() else 0.0
+
             for _ in range(12):
                 gap, floor = depth.subset(fitted_on).fit(goal)
 
@@ -1010,29 +1017,28 @@ class Partitioning:
                             mask_ids=mask_ids,
                         )
                     found = self._finish(snap, vectors, key_masks, scan, keeps[factor])[1]
-                    scanned, plans = scan.scanned, scan.plans
-                    through_cells = np.flatnonzero(plans == CELLS)
-                    approximate = through_cells
+                    through_cells = np.flatnonzero(scan.plans == CELLS)
                     # clear the target by a standard error of the estimate, or picking the
                     # cheapest of many settings would favour lucky samples
                     recall = _recall(
                         found[through_cells], [truth[i] for i in through_cells], margin=True
                     )
                     if recall >= recall_target:
-                        cost = rerank_cost
-                        if len(approximate):
-                            cost += float(scanned[approximate].mean()) * (
-                                self.reduced_dim * SCAN_PER_CODE_DIM + GATHER_PER_ROW
-                            )
+                        cost = rerank_cost + scan_price_of(scan)
                         if cost < cheapest:
                             cheapest = cost
                             chosen = (
                                 gap,
                                 floor,
                                 factor,
-                                _recall(found[approximate], [truth[i] for i in approximate]),
+                                _recall(found[through_cells], [truth[i] for i in through_cells]),
                             )
                         break
+                # later rounds probe deeper, so they scan about as many rows or more: once even
+                # the lightest rerank over this round's scan costs more than the cheapest setting
+                # found (or no factor was worth trying), no later round can be cheaper
+                if not scans or lightest + min(map(scan_price_of, scans.values())) >= cheapest:
+                    break
                 if len(through_cells) >= 16:
                     fitted_on = through_cells
                 goal = 1.0 - (1.0 - goal) * 0.8
