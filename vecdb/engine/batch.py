@@ -106,6 +106,8 @@ assert all(size & (size - 1) == 0 for size in SCAN_CELL_BLOCKS)
 # centroid scores computed in one product for a chunk's queries up to this many (64 MB), else
 # per filter
 CENTROID_SCORES_BOUND = 1 << 24
+# rows per block of the calibration's exact search (their gathered vectors: 6 MB at 384 dims)
+TRUTH_BLOCK_ROWS = 4_096
 # faiss adds at most this many heap entries per call on the calling thread (above, OpenMP)
 HEAP_SERIAL_ENTRIES = 100_000
 
@@ -373,7 +375,7 @@ def _evaluate_shared(
 
 def _exact_scores(snapshot: _Snapshot, queries: Vectors, rows: Rows) -> Scores:
     """Return (m, len(rows)) higher-is-better scores of ``queries`` against shared ``rows``."""
-    block = snapshot.vectors[rows]
+    block = np.take(snapshot.vectors, rows, axis=0)  # faster than fancy indexing for rows
     dots: Scores = np.ascontiguousarray((block @ queries.T).T)
     if snapshot.metric is Metric.IP:
         return dots
@@ -1769,8 +1771,9 @@ def _exact_truth(
         k_max = int(ks[members].max())
         best_scores = np.full((len(members), k_max), -np.inf, np.float32)
         best_rows = np.full((len(members), k_max), -1, np.int64)
-        for lo in range(0, len(allowed), 131_072):
-            block = allowed[lo : lo + 131_072]
+        # blocks of rows whose gathered vectors stay in cache for their product
+        for lo in range(0, len(allowed), TRUTH_BLOCK_ROWS):
+            block = allowed[lo : lo + TRUTH_BLOCK_ROWS]
             scores, rows = _top_k(_exact_scores(snap, vectors[members], block), block, k_max)
             best_scores, best_rows = _merge(
                 np.concatenate([best_scores, scores], axis=1),
