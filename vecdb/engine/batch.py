@@ -106,8 +106,9 @@ assert all(size & (size - 1) == 0 for size in SCAN_CELL_BLOCKS)
 # centroid scores computed in one product for a chunk's queries up to this many (64 MB), else
 # per filter
 CENTROID_SCORES_BOUND = 1 << 24
-# rows per block of the calibration's exact search (their gathered vectors: 6 MB at 384 dims)
-TRUTH_BLOCK_ROWS = 4_096
+# rows gathered per block where full vectors are scored or projected (6 MB at 384 dims: they
+# stay in cache for the product)
+GATHER_BLOCK_ROWS = 4_096
 # faiss adds at most this many heap entries per call on the calling thread (above, OpenMP)
 HEAP_SERIAL_ENTRIES = 100_000
 
@@ -1590,11 +1591,12 @@ class Partitioning:
 def _project(
     projection: Projection | None, metric: Metric, vectors: Vectors, rows: Rows
 ) -> Vectors:
-    """Return the reduced vectors of ``rows``, in blocks to bound temporary memory."""
+    """Return the reduced vectors of ``rows``, in blocks small enough that each block's
+    gathered vectors stay in cache while they are normalized and projected."""
     width = vectors.shape[1] if projection is None else projection.reduced_dim
     out = np.empty((len(rows), width), np.float32)
-    for lo in range(0, len(rows), 65_536):
-        block = _prepare_rows(metric, np.asarray(vectors[rows[lo : lo + 65_536]]))
+    for lo in range(0, len(rows), GATHER_BLOCK_ROWS):
+        block = _prepare_rows(metric, np.take(vectors, rows[lo : lo + GATHER_BLOCK_ROWS], axis=0))
         out[lo : lo + len(block)] = block if projection is None else projection.project_data(block)
     return out
 
@@ -1771,9 +1773,8 @@ def _exact_truth(
         k_max = int(ks[members].max())
         best_scores = np.full((len(members), k_max), -np.inf, np.float32)
         best_rows = np.full((len(members), k_max), -1, np.int64)
-        # blocks of rows whose gathered vectors stay in cache for their product
-        for lo in range(0, len(allowed), TRUTH_BLOCK_ROWS):
-            block = allowed[lo : lo + TRUTH_BLOCK_ROWS]
+        for lo in range(0, len(allowed), GATHER_BLOCK_ROWS):
+            block = allowed[lo : lo + GATHER_BLOCK_ROWS]
             scores, rows = _top_k(_exact_scores(snap, vectors[members], block), block, k_max)
             best_scores, best_rows = _merge(
                 np.concatenate([best_scores, scores], axis=1),
