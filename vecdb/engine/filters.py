@@ -178,7 +178,11 @@ def _evaluate(node: Filter, table: AttributeTable, n: Where, depth: int) -> Mask
             raise InvalidFilter(f"{type(node).__name__.lower()} needs at least one filter")
         masks = [_evaluate(c, table, n, depth + 1) for c in node.children]
         combine = np.logical_and if isinstance(node, And) else np.logical_or
-        combined: Mask = combine.reduce(masks)
+        # a fresh array (callers narrow it in place; a child may be a column's own bitmap),
+        # combined pairwise in place: no stacked copy of the children
+        combined: Mask = combine(masks[0], masks[1]) if len(masks) > 1 else masks[0].copy()
+        for mask in masks[2:]:
+            combine(combined, mask, out=combined)
         return combined
     if isinstance(node, Not):
         return ~_evaluate(node.child, table, n, depth + 1)

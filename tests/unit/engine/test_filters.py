@@ -202,6 +202,29 @@ def test_to_json_leaves_unset_bounds_out() -> None:
         ),
         ({"or": [{"field": "lang", "eq": "fr"}, {"field": "score", "lt": 0}]}, {"p2", "p3"}),
         ({"not": {"or": [{"field": "year", "eq": 2020}, {"field": "lang", "eq": "en"}]}}, {"p4"}),
+        # one child, and more than two
+        ({"and": [{"field": "lang", "eq": "en"}]}, {"p0", "p2"}),
+        ({"or": [{"field": "tags", "contains": "physics"}]}, {"p3"}),
+        (
+            {
+                "and": [
+                    {"field": "year", "gte": 2019},
+                    {"field": "tags", "contains": "bio"},
+                    {"field": "open", "eq": True},
+                ]
+            },
+            {"p0"},
+        ),
+        (
+            {
+                "or": [
+                    {"field": "lang", "eq": "fr"},
+                    {"field": "score", "lt": 0},
+                    {"field": "year", "eq": 2019},
+                ]
+            },
+            {"p0", "p2", "p3"},
+        ),
     ],
 )
 def test_filtered_search_returns_the_matching_points(
