@@ -939,8 +939,9 @@ class Partitioning:
         probing depth that finds it. The probe rule (every cell within a gap of the nearest, and
         enough to see a floor of allowed rows) is fitted to those depths for a share of the true
         neighbours in the cells visited; real searches then check each rerank factor, lightest
-        first, and each round asks the cells for a larger share, up to 12 rounds. The cheapest
-        setting whose searches reach ``recall_target`` is kept.
+        first, and each round asks the cells for a larger share, up to 12 rounds (fewer once a
+        round's scan alone costs more than the cheapest setting found). The cheapest setting
+        whose searches reach ``recall_target`` is kept.
         """
         reader = _Reader(collection)
         with reader.snapshot() as snap:
@@ -992,13 +993,11 @@ class Partitioning:
                 # whether its filter is answered exactly (the plans are all cells here), so
                 # factors that agree on those share one scan, kept for the largest of them:
                 # each smaller factor's candidates are the first of its
-                def scan_key(factor: float, floor: int = floor) -> bytes:
-                    keep = keeps[factor]
-                    return (
-                        np.maximum(keep, floor).tobytes()
-                        + np.maximum(keep, settings.exact_rows).tobytes()
-                    )
-
+                scan_keys = {
+                    factor: np.maximum(keep, floor).tobytes()
+                    + np.maximum(keep, settings.exact_rows).tobytes()
+                    for factor, keep in keeps.items()
+                }
                 scans: dict[bytes, _Scan] = {}
                 for factor in factors:
                     rerank_cost = factor * mean_k * self.dim * planner.RERANK_PER_DIM
@@ -1006,10 +1005,10 @@ class Partitioning:
                         break
                     # every sampled filter through the cells (whichever plan it gets later)
                     probe = _Probe(gap, floor, factor, settings.exact_rows, 0.0, 0.0)
-                    shared = scan_key(factor)
+                    shared = scan_keys[factor]
                     scan = scans.get(shared)
                     if scan is None:
-                        largest = max(f for f in factors if scan_key(f) == shared)
+                        largest = max(f for f in factors if scan_keys[f] == shared)
                         scan = scans[shared] = self._scan(
                             snap,
                             vectors,
