@@ -1308,8 +1308,6 @@ class Partitioning:
                 best = (cost, bounds, block_visits, work)
         assert best is not None
         _, bounds, block_visits, work = best
-        # row counts below 2**24 are exact in float32
-        exact = np.float32 if int(ends[-1]) < 1 << 24 else np.float64
         return _CellLayout(
             cells=present[cells],
             sizes=sizes,
@@ -1318,7 +1316,7 @@ class Partitioning:
             block_visits=block_visits,
             rows=int(ends[-1]),
             work=work,
-            visible_rows=np.rint(cell_visits @ sizes.astype(exact)).astype(np.int64),
+            visible_rows=np.rint(cell_visits @ sizes.astype(np.float64)).astype(np.int64),
         )
 
     @staticmethod
