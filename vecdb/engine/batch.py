@@ -980,7 +980,8 @@ class Partitioning:
             # setting kept lands near the target rather than well past it)
             keeps = {factor: self._keep(snap, ks, factor) for factor in factors}
             scan_price = self.reduced_dim * SCAN_PER_CODE_DIM + GATHER_PER_ROW
-            lightest = factors[0] * mean_k * self.dim * planner.RERANK_PER_DIM
+            rerank_costs = {f: f * mean_k * self.dim * planner.RERANK_PER_DIM for f in factors}
+            lightest = rerank_costs[factors[0]]
 
             def scan_price_of(scan: _Scan) -> float:
                 cells = scan.plans == CELLS
@@ -1000,7 +1001,7 @@ class Partitioning:
                 }
                 scans: dict[bytes, _Scan] = {}
                 for factor in factors:
-                    rerank_cost = factor * mean_k * self.dim * planner.RERANK_PER_DIM
+                    rerank_cost = rerank_costs[factor]
                     if rerank_cost >= cheapest:
                         break
                     # every sampled filter through the cells (whichever plan it gets later)
@@ -1008,7 +1009,13 @@ class Partitioning:
                     shared = scan_keys[factor]
                     scan = scans.get(shared)
                     if scan is None:
-                        largest = max(f for f in factors if scan_keys[f] == shared)
+                        # the largest factor this round still tries (the round stops at the
+                        # first whose rerank alone costs the cheapest setting found)
+                        largest = max(
+                            f
+                            for f in factors
+                            if scan_keys[f] == shared and rerank_costs[f] < cheapest
+                        )
                         scan = scans[shared] = self._scan(
                             snap,
                             vectors,
